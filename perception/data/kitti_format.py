@@ -266,3 +266,31 @@ def with_frame(objs: KittiObjects, frame: int) -> KittiObjects:
     """Tag rows with a frame index (and track ids -1 where absent), ready for a tracking file."""
     tid = objs.track_id if objs.track_id is not None else -np.ones(len(objs), np.int64)
     return replace(objs, frame=np.full(len(objs), frame, np.int64), track_id=tid)
+
+
+def write_calib_file(path: str | Path, raw: dict[str, np.ndarray]) -> None:
+    """Write matrices (object spelling keys) as ``key: v v v ...`` lines, 12 significant digits."""
+    lines = [f"{k}: " + " ".join(f"{v:.12e}" for v in np.asarray(m, dtype=np.float64).ravel()) for k, m in raw.items()]
+    with atomic_write(path) as f:
+        f.write("\n".join(lines) + "\n")
+
+
+def read_points_bin(path: str | Path, channels: int = 4) -> np.ndarray:
+    """Read a Velodyne ``.bin`` (N x channels float32); a bad size or NaN/inf is a clear error."""
+    path = Path(path)
+    try:
+        raw = np.fromfile(path, dtype=np.float32)
+    except FileNotFoundError:
+        raise DataError("file not found", path=path) from None
+    if raw.size % channels:
+        raise CorruptFileError(f"size {raw.size * 4} bytes is not a multiple of {channels * 4} (N x {channels} float32)", path=path)
+    points = raw.reshape(-1, channels)
+    if not np.isfinite(points).all():
+        bad = int(np.nonzero(~np.isfinite(points).all(axis=1))[0][0])
+        raise CorruptFileError(f"non-finite value in point {bad}", path=path)
+    return points
+
+
+def write_points_bin(path: str | Path, points: np.ndarray) -> None:
+    with atomic_write(path, "wb") as f:
+        np.ascontiguousarray(points, dtype=np.float32).tofile(f)
