@@ -22,8 +22,21 @@ from perception.files import atomic_write
 KITTI_IMAGE_SIZE = (1242, 375)  # (width, height) used when no image is there to measure
 RECT = "rect"  # rectified camera-0 frame, where KITTI labels live
 _CALIB_ALIASES = {"R_rect": "R0_rect", "Tr_velo_cam": "Tr_velo_to_cam", "Tr_imu_velo": "Tr_imu_to_velo"}
-_CALIB_SHAPES = {"P0": (3, 4), "P1": (3, 4), "P2": (3, 4), "P3": (3, 4), "R0_rect": (3, 3), "Tr_velo_to_cam": (3, 4), "Tr_imu_to_velo": (3, 4)}
+_CALIB_SHAPES = {
+    "P0": (3, 4),
+    "P1": (3, 4),
+    "P2": (3, 4),
+    "P3": (3, 4),
+    "R0_rect": (3, 3),
+    "Tr_velo_to_cam": (3, 4),
+    "Tr_imu_to_velo": (3, 4),
+}
 _REQUIRED_CALIB = ("P2", "R0_rect", "Tr_velo_to_cam")
+# Devkit (evaluate_object.cpp) limits per difficulty easy, moderate, hard: a box counts when its
+# 2D height is strictly above MIN_HEIGHT and occlusion / truncation do not exceed the maxima.
+_MIN_HEIGHT_PX = (40.0, 25.0, 25.0)
+_MAX_OCCLUSION = (0, 1, 2)
+_MAX_TRUNCATION = (0.15, 0.30, 0.50)
 
 
 @dataclass(frozen=True)
@@ -46,7 +59,9 @@ class KittiObjects:
         return len(self.type)
 
     def __getitem__(self, index) -> KittiObjects:
-        return KittiObjects(**{f.name: None if getattr(self, f.name) is None else getattr(self, f.name)[index] for f in fields(self)})
+        return KittiObjects(
+            **{f.name: None if getattr(self, f.name) is None else getattr(self, f.name)[index] for f in fields(self)}
+        )
 
     @classmethod
     def empty(cls, tracking: bool = False) -> KittiObjects:
@@ -89,6 +104,18 @@ def parse_label_rows(rows: list[tuple[int, list[str]]], path: Path, tracking: bo
         frame=num[:, 0].astype(np.int64) if tracking else None,
         track_id=num[:, 1].astype(np.int64) if tracking else None,
     )  # fmt: skip
+
+
+def kitti_difficulty(objs: KittiObjects) -> np.ndarray:
+    """(N,) int64 devkit difficulty per row: 0 easy, 1 moderate, 2 hard, -1 none (too small,
+    too occluded or truncated). Same test as the devkit's ``cleanData``: ``height <= MIN_HEIGHT``
+    is ignored, so a 25.0 px box is not moderate."""
+    height = np.abs(objs.bbox[:, 3] - objs.bbox[:, 1])
+    out = np.full(len(objs), -1, np.int64)
+    for level in (2, 1, 0):  # easiest level wins, so assign hardest first
+        ok = (height > _MIN_HEIGHT_PX[level]) & (objs.occluded <= _MAX_OCCLUSION[level])
+        out[ok & (objs.truncated <= _MAX_TRUNCATION[level])] = level
+    return out
 
 
 def read_rows(path: str | Path, sep: str | None = None) -> list[tuple[int, list[str]]]:
@@ -154,7 +181,9 @@ def read_calib_file(path: str | Path) -> dict[str, np.ndarray]:
         except ValueError:
             raise CorruptFileError(f"{key}: values are not all numbers", path=path, line=line_no) from None
         if values.size != shape[0] * shape[1]:
-            raise CorruptFileError(f"{key}: expected {shape[0] * shape[1]} values, got {values.size}", path=path, line=line_no)
+            raise CorruptFileError(
+                f"{key}: expected {shape[0] * shape[1]} values, got {values.size}", path=path, line=line_no
+            )
         out[key] = values.reshape(shape)
     missing = [k for k in _REQUIRED_CALIB if k not in out]
     if missing:
@@ -193,7 +222,11 @@ def kitti_calibration(raw: dict[str, np.ndarray], image_sizes: dict[str, tuple[i
 
 
 def objects_to_boxes3d(
-    objs: KittiObjects, calib: Calibration, class_names: tuple[str, ...], class_map: dict[str, str | None], path: Path | None = None
+    objs: KittiObjects,
+    calib: Calibration,
+    class_names: tuple[str, ...],
+    class_map: dict[str, str | None],
+    path: Path | None = None,
 ) -> tuple[Boxes3D, np.ndarray]:
     """Convert label rows to ego-frame boxes of the dataset's classes.
 
@@ -226,12 +259,20 @@ def objects_to_boxes3d(
         np.array(labels, dtype=np.int64),
         scores=sub.score,
         track_ids=sub.track_id,
-        attributes={"truncated": sub.truncated, "occluded": sub.occluded, "alpha": sub.alpha, "box2d": sub.bbox},
+        attributes={
+            "truncated": sub.truncated,
+            "occluded": sub.occluded,
+            "alpha": sub.alpha,
+            "box2d": sub.bbox,
+            "difficulty": kitti_difficulty(sub),
+        },
     )
     return boxes, keep_idx
 
 
-def boxes3d_to_objects(boxes: Boxes3D, calib: Calibration, class_names: tuple[str, ...], camera: str = "image_2") -> KittiObjects:
+def boxes3d_to_objects(
+    boxes: Boxes3D, calib: Calibration, class_names: tuple[str, ...], camera: str = "image_2"
+) -> KittiObjects:
     """Ego-frame boxes -> KITTI rows (bottom centre, rotation_y, alpha; 2D box from the projection
     unless the boxes carry a ``box2d`` attribute). Truncation/occlusion come from attributes or are 0."""
     from perception.core.geometry import project_boxes_to_rects
@@ -283,7 +324,9 @@ def read_points_bin(path: str | Path, channels: int = 4) -> np.ndarray:
     except FileNotFoundError:
         raise DataError("file not found", path=path) from None
     if raw.size % channels:
-        raise CorruptFileError(f"size {raw.size * 4} bytes is not a multiple of {channels * 4} (N x {channels} float32)", path=path)
+        raise CorruptFileError(
+            f"size {raw.size * 4} bytes is not a multiple of {channels * 4} (N x {channels} float32)", path=path
+        )
     points = raw.reshape(-1, channels)
     if not np.isfinite(points).all():
         bad = int(np.nonzero(~np.isfinite(points).all(axis=1))[0][0])
