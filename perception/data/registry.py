@@ -12,10 +12,12 @@ from typing import Any
 from perception.config import close_match_hint
 from perception.data.base import DatasetSpec, DriveDataset
 from perception.data.kitti import KittiDataset
+from perception.data.kitti_tracking import KittiTrackingDataset
 from perception.errors import ConfigError
 
 LOADERS: dict[str, type[DriveDataset]] = {
     "kitti": KittiDataset,
+    "kitti_tracking": KittiTrackingDataset,
 }
 
 
