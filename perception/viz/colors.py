@@ -66,12 +66,20 @@ def box_colors(labels: np.ndarray, track_ids: np.ndarray | None, class_names, by
     return out
 
 
-def height_colormap(z_m: np.ndarray, z_min: float = -2.0, z_max: float = 2.0) -> np.ndarray:
-    """(N,) heights in metres -> (N, 3) uint8 BGR, blue (low) through green to red (high)."""
-    t = np.clip((np.asarray(z_m, dtype=np.float32) - z_min) / max(z_max - z_min, 1e-6), 0.0, 1.0)
-    # A short piecewise-linear "turbo-like" ramp: cheap, and readable on a dark background.
+def _ramp(n: int = 256) -> np.ndarray:
+    """A short piecewise-linear "turbo-like" ramp, blue -> cyan -> green -> yellow -> red, (n, 3) uint8 BGR."""
     stops = np.array([[180, 60, 30], [220, 170, 40], [90, 220, 90], [40, 200, 240], [40, 60, 240]], np.float32)
-    pos = t * (len(stops) - 1)
+    pos = np.linspace(0.0, len(stops) - 1, n)
     lo = np.minimum(pos.astype(np.int64), len(stops) - 2)
     frac = (pos - lo)[:, None]
     return (stops[lo] * (1 - frac) + stops[lo + 1] * frac).astype(np.uint8)
+
+
+HEIGHT_LUT = _ramp()
+
+
+def height_colormap(z_m: np.ndarray, z_min: float = -2.0, z_max: float = 2.0) -> np.ndarray:
+    """(N,) heights in metres -> (N, 3) uint8 BGR, blue (low) through green to red (high)."""
+    scale = 255.0 / max(z_max - z_min, 1e-6)
+    idx = np.clip((np.asarray(z_m, dtype=np.float32) - z_min) * scale, 0, 255).astype(np.uint8)
+    return HEIGHT_LUT[idx]

@@ -84,7 +84,7 @@ def draw_boxes2d(
         return out
     colors = [color] * len(boxes) if color is not None else box_colors(boxes.labels, boxes.track_ids, class_names, True)
     for i, (x1, y1, x2, y2) in enumerate(np.nan_to_num(boxes.xyxy)):
-        cv2.rectangle(out, pt((x1, y1)), pt((x2, y2)), colors[i], thickness, cv2.LINE_AA)
+        cv2.rectangle(out, pt((x1, y1)), pt((x2, y2)), colors[i], thickness)  # axis-aligned: crisp, no AA
         if label:
             put_label(out, box_text(boxes, i, class_names, show_scores), pt((x1, y1 - 2)), colors[i])
     return out
