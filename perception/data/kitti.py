@@ -18,6 +18,7 @@ lists ids; when the dataset has no ``ImageSets`` folder at all (e.g. written by
 from __future__ import annotations
 
 import struct
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -75,6 +76,16 @@ def read_id_file(path: Path) -> list[str]:
             raise CorruptFileError(f"expected one frame id per line, got {' '.join(parts)!r}", path=path, line=line_no)
         ids.append(parts[0])
     return ids
+
+
+def collect(problems: list[DataError], fn: Callable[..., Any], *args: Any, **kwargs: Any) -> bool:
+    """Call ``fn(*args, **kwargs)``; a DataError is appended to ``problems`` instead of raised. True on success."""
+    try:
+        fn(*args, **kwargs)
+    except DataError as e:
+        problems.append(e)
+        return False
+    return True
 
 
 def resolve_options(spec: DatasetSpec, defaults: dict[str, Any]) -> dict[str, Any]:
@@ -154,6 +165,19 @@ class KittiDataset(DriveDataset):
             points=self.load_points(i) if points else None, images=loaded, calibration=calib,
             boxes3d=boxes3d, boxes2d=boxes2d,
         )  # fmt: skip
+
+    def check(self) -> list[DataError]:
+        """Read every file of every frame (calib, labels and classes, points, images); collect every problem."""
+        problems: list[DataError] = []
+        for i in range(len(self)):
+            if collect(problems, read_calib_file, self.path("calib", i, ".txt")):
+                collect(problems, self.load_frame, i, points=False, images=False)
+            elif self.labelled:
+                collect(problems, read_label_file, self.path("label_2", i, ".txt"))
+            collect(problems, self.load_points, i)
+            for camera in self._cameras():
+                collect(problems, read_image, self.path(camera, i, ".png"))
+        return problems
 
     def _cameras(self) -> list[str]:
         return [c for c in self.options["cameras"] if (self.folder / c).is_dir()]

@@ -30,7 +30,7 @@ import numpy as np
 
 from perception.core import SE3, Boxes2D, Frame, PointCloud
 from perception.data.base import DatasetSpec, DriveDataset
-from perception.data.kitti import png_size, read_image, resolve_options
+from perception.data.kitti import collect, png_size, read_image, resolve_options
 from perception.data.kitti_format import (
     KITTI_IMAGE_SIZE,
     KittiObjects,
@@ -190,6 +190,27 @@ class KittiTrackingDataset(DriveDataset):
             images=loaded, calibration=calib,
             ego_pose=self._ego_pose(seq, frame, calib), boxes3d=boxes3d, boxes2d=boxes2d,
         )  # fmt: skip
+
+    def check(self) -> list[DataError]:
+        """Read every file (per sequence: calib, labels and their classes, oxts; per frame: sweeps,
+        images) and collect every problem."""
+        problems: list[DataError] = []
+        for seq, indices in self.sequences().items():
+            collect(problems, self._check_sequence_files, seq, self.keys[indices[-1]][1])
+            for i in indices:
+                frame = self.keys[i][1]
+                bin_path = self.folder / "velodyne" / seq / f"{frame:06d}.bin"
+                if bin_path.is_file():
+                    collect(problems, read_points_bin, bin_path)
+                collect(problems, self._images, seq, frame)
+        return problems
+
+    def _check_sequence_files(self, seq: str, last_frame: int) -> None:
+        calib = kitti_calibration(self._sequence_calib(seq))
+        if self.labelled:
+            path = self.folder / "label_02" / f"{seq}.txt"
+            objects_to_boxes3d(self._sequence_objects(seq), calib, self.class_names, self.spec.class_map, path)
+        self._ego_pose(seq, last_frame, calib)
 
     def _ego_pose(self, seq: str, frame: int, calib) -> SE3 | None:
         poses = self._sequence_poses(seq)
