@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import Any
 
 from perception.config import close_match_hint
+from perception.data.argoverse2 import Argoverse2Dataset
 from perception.data.base import DatasetSpec, DriveDataset
 from perception.data.kitti import KittiDataset
 from perception.data.kitti_tracking import KittiTrackingDataset
@@ -18,6 +19,7 @@ from perception.errors import ConfigError
 LOADERS: dict[str, type[DriveDataset]] = {
     "kitti": KittiDataset,
     "kitti_tracking": KittiTrackingDataset,
+    "argoverse2": Argoverse2Dataset,
 }
 
 
