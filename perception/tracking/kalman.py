@@ -1,0 +1,74 @@
+"""Batched constant-velocity Kalman filter: every track's state advances in one numpy call.
+
+The state of a track is ``[measured (m), velocity (d)]``: the first ``m`` entries are what a
+detection measures (a box), the last ``d`` entries the rates of the first ``d`` of them. The
+measurement matrix is therefore a selection of the first ``m`` entries, which keeps the
+update to slicing instead of matrix products with H.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+
+class BatchKalman:
+    """Constant-velocity Kalman filter over N independent tracks.
+
+    Args:
+        measure_var: (m,) measurement noise variances R.
+        process_var: (m + d,) process noise variances Q per unit time step.
+        init_var: (m + d,) initial state variances P0 (large for the unobserved velocities).
+        n_rates: d, the number of leading measured entries that get a velocity.
+    """
+
+    def __init__(self, measure_var, process_var, init_var, n_rates: int):
+        self.R = np.diag(np.asarray(measure_var, dtype=np.float64))
+        self.q = np.asarray(process_var, dtype=np.float64)
+        self.p0 = np.diag(np.asarray(init_var, dtype=np.float64))
+        self.m, self.d = len(self.R), n_rates
+        self.n = self.m + self.d
+        assert self.q.shape == (self.n,) and self.p0.shape == (self.n, self.n)
+        self.x = np.zeros((0, self.n))
+        self.P = np.zeros((0, self.n, self.n))
+
+    def __len__(self) -> int:
+        return len(self.x)
+
+    def transition(self, dt: float) -> np.ndarray:
+        """(n, n) state transition for a step of ``dt`` time units."""
+        F = np.eye(self.n)
+        F[np.arange(self.d), self.m + np.arange(self.d)] = dt
+        return F
+
+    def add(self, z: np.ndarray) -> None:
+        """Start tracks at measurements ``z`` (K, m) with zero velocity."""
+        k = len(z)
+        x = np.concatenate([np.asarray(z, dtype=np.float64).reshape(k, self.m), np.zeros((k, self.d))], axis=1)
+        self.x = np.concatenate([self.x, x])
+        self.P = np.concatenate([self.P, np.broadcast_to(self.p0, (k, self.n, self.n))])
+
+    def keep(self, mask: np.ndarray) -> None:
+        self.x, self.P = self.x[mask], self.P[mask]
+
+    def predict(self, dt: float = 1.0) -> None:
+        if not len(self.x):
+            return
+        F = self.transition(dt)
+        self.x = self.x @ F.T
+        self.P = F @ self.P @ F.T + np.diag(self.q * max(dt, 1e-6))
+
+    def innovation_cov(self, idx: np.ndarray | slice = slice(None)) -> np.ndarray:
+        """(K, m, m) covariance of the predicted measurement, S = H P H' + R."""
+        return self.P[idx, : self.m, : self.m] + self.R
+
+    def update(self, idx: np.ndarray, z: np.ndarray) -> None:
+        """Correct tracks ``idx`` (K,) with measurements ``z`` (K, m); innovations must be wrapped by the caller."""
+        if not len(idx):
+            return
+        P = self.P[idx]
+        S = P[:, : self.m, : self.m] + self.R
+        PHt = P[:, :, : self.m]  # (K, n, m)
+        K = np.linalg.solve(S, PHt.transpose(0, 2, 1)).transpose(0, 2, 1)  # P H' S^-1 (S symmetric)
+        y = z - self.x[idx, : self.m]
+        self.x[idx] = self.x[idx] + np.einsum("knm,km->kn", K, y)
+        self.P[idx] = P - K @ P[:, : self.m, :]
