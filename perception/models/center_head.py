@@ -1,0 +1,115 @@
+"""CenterPoint-style head: a per-class centre heat map plus, at every cell, the sub-cell offset,
+height, log size and (sin, cos) of yaw of the object centred there. Decoding takes heat-map
+peaks (3x3 max-pool) and a fixed top-K, so the exported graph has fixed-size outputs."""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from perception.models.heads import FeatureGrid, LossTerms
+
+REG_CHANNELS = 8  # off_x, off_y, z, log l, log w, log h, sin yaw, cos yaw
+
+
+class CenterHead(nn.Module):
+    """Input (B, C, H, W) -> heat (B, K, H, W) logits and reg (B, 8, H, W)."""
+
+    def __init__(
+        self, in_channels: int, fgrid: FeatureGrid, num_classes: int, losses: LossTerms, head_channels: int = 64,
+        max_detections: int = 100, min_radius: int = 2, min_overlap: float = 0.1,
+    ):  # fmt: skip
+        super().__init__()
+        self.fgrid, self.num_classes, self.losses = fgrid, num_classes, losses
+        self.max_detections, self.min_radius, self.min_overlap = max_detections, min_radius, min_overlap
+        self.shared = nn.Sequential(
+            nn.Conv2d(in_channels, head_channels, 3, padding=1, bias=False), nn.BatchNorm2d(head_channels), nn.ReLU()
+        )
+        self.heat = nn.Conv2d(head_channels, num_classes, 3, padding=1)
+        self.reg = nn.Conv2d(head_channels, REG_CHANNELS, 3, padding=1)
+        nn.init.constant_(self.heat.bias, -2.19)  # prior 0.1 (CenterNet)
+
+    def forward(self, x: torch.Tensor) -> dict[str, torch.Tensor]:
+        x = self.shared(x)
+        return {"heat": self.heat(x), "reg": self.reg(x)}
+
+    def decode(self, out: dict[str, torch.Tensor]) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """First sample -> top-K boxes (K, 7), scores (K,), labels (K,) at heat-map peaks."""
+        heat = torch.sigmoid(out["heat"][:1].float())
+        peaks = heat * (F.max_pool2d(heat, 3, stride=1, padding=1) == heat).to(heat.dtype)
+        H, W = heat.shape[2], heat.shape[3]
+        k = min(self.max_detections, peaks.numel())
+        scores, idx = torch.topk(peaks.reshape(-1), k)
+        labels = torch.div(idx, H * W, rounding_mode="floor")
+        cell = idx - labels * H * W
+        row = torch.div(cell, W, rounding_mode="floor")
+        col = cell - row * W
+        reg = out["reg"][0].float().reshape(REG_CHANNELS, -1)[:, cell]  # (8, K)
+        g = self.fgrid
+        x = g.x0 + (col.to(reg.dtype) + reg[0]) * g.cell_x
+        y = g.y0 + (row.to(reg.dtype) + reg[1]) * g.cell_y
+        size = torch.exp(reg[3:6].clamp(max=6.0))
+        yaw = torch.atan2(reg[6], reg[7])
+        boxes = torch.stack([x, y, reg[2], size[0], size[1], size[2], yaw], dim=1)
+        return boxes, scores, labels
+
+    def loss(
+        self, out: dict[str, torch.Tensor], gt_boxes: list[torch.Tensor], gt_labels: list[torch.Tensor]
+    ) -> dict[str, torch.Tensor]:
+        targets = [self.targets(b, l) for b, l in zip(gt_boxes, gt_labels)]
+        heat_t = torch.stack([t[0] for t in targets])
+        reg = out["reg"].flatten(2)
+        pred = torch.cat([reg[i][:, ind[valid]].T for i, (_, _, ind, valid) in enumerate(targets)]).float()
+        reg_t = torch.cat([reg_t[valid] for _, reg_t, _, valid in targets])
+        num = torch.tensor(max(reg_t.shape[0], 1), dtype=torch.float32, device=reg.device)
+        loss_cls = self.losses.cls_loss(out["heat"], heat_t).sum() / num
+        loss_box = self.losses.box_fn(pred, reg_t).sum() / num
+        zero = loss_box * 0.0
+        w = self.losses
+        return {"cls": w.cls_weight * loss_cls, "box": w.box_weight * loss_box, "dir": zero}
+
+    def targets(self, boxes: torch.Tensor, labels: torch.Tensor):
+        """One sample's (M, 7) boxes -> heat (K, H, W), reg (M, 8), flat cell index (M,), valid (M,)."""
+        g = self.fgrid
+        H, W = g.H, g.W
+        u = (boxes[:, 0] - g.x0) / g.cell_x
+        v = (boxes[:, 1] - g.y0) / g.cell_y
+        col, row = torch.floor(u).long(), torch.floor(v).long()
+        valid = (col >= 0) & (col < W) & (row >= 0) & (row < H)
+        col, row = col.clamp(0, W - 1), row.clamp(0, H - 1)
+        radius = gaussian_radius(boxes[:, 3] / g.cell_x, boxes[:, 4] / g.cell_y, self.min_overlap).clamp(
+            min=self.min_radius
+        )
+        heat = boxes.new_zeros(self.num_classes, H, W)
+        if boxes.shape[0]:
+            ys = torch.arange(H, device=boxes.device)[None, :, None]
+            xs = torch.arange(W, device=boxes.device)[None, None, :]
+            dy, dx = ys - row[:, None, None], xs - col[:, None, None]
+            sigma = (2 * radius + 1) / 6
+            g_m = torch.exp(-(dx**2 + dy**2).to(boxes.dtype) / (2 * sigma[:, None, None] ** 2))
+            near = (dx.abs() <= radius[:, None, None]) & (dy.abs() <= radius[:, None, None]) & valid[:, None, None]
+            g_m = g_m * near.to(boxes.dtype)
+            heat = heat.scatter_reduce(0, labels[:, None, None].expand(-1, H, W), g_m, "amax")
+        reg = torch.stack(
+            [u - col, v - row, boxes[:, 2], *torch.log(boxes[:, 3:6].clamp(min=1e-3)).unbind(1), torch.sin(boxes[:, 6]), torch.cos(boxes[:, 6])],
+            dim=1,
+        )  # fmt: skip
+        return heat, reg, row * W + col, valid
+
+
+def gaussian_radius(length: torch.Tensor, width: torch.Tensor, min_overlap: float) -> torch.Tensor:
+    """Largest centre shift (cells) keeping IoU >= min_overlap for a box of length x width cells
+    (CornerNet's three cases, as used by CenterPoint); floored to an integer."""
+    h, w = length, width
+    b1 = h + w
+    c1 = w * h * (1 - min_overlap) / (1 + min_overlap)
+    r1 = (b1 + torch.sqrt(b1**2 - 4 * c1)) / 2
+    b2 = 2 * (h + w)
+    c2 = (1 - min_overlap) * w * h
+    r2 = (b2 + torch.sqrt(b2**2 - 16 * c2)) / 2
+    a3 = 4 * min_overlap
+    b3 = -2 * min_overlap * (h + w)
+    c3 = (min_overlap - 1) * w * h
+    r3 = (b3 + torch.sqrt(b3**2 - 4 * a3 * c3)) / 2
+    return torch.floor(torch.minimum(torch.minimum(r1, r2), r3)).long()
