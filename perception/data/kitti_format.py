@@ -241,7 +241,9 @@ def objects_to_boxes3d(
     for i, t in enumerate(objs.type):
         target = class_map.get(t, t if t in index else "__unknown__")
         if target == "__unknown__":
-            raise UnknownClassError(f"unknown class {t!r}; known: {sorted(set(index) | set(class_map))}", path=path)
+            raise UnknownClassError(
+                f"unknown class {str(t)!r}; known: {sorted(set(index) | set(class_map))}", path=path
+            )
         if target is not None:
             labels.append(index[target])
             keep.append(i)
