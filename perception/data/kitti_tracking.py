@@ -90,7 +90,8 @@ def oxts_to_poses(oxts: np.ndarray) -> np.ndarray:
     poses[:, 0, :3] = np.stack([cy * cp, cy * sp * sr - sy * cr, cy * sp * cr + sy * sr], axis=1)
     poses[:, 1, :3] = np.stack([sy * cp, sy * sp * sr + cy * cr, sy * sp * cr - cy * sr], axis=1)
     poses[:, 2, :3] = np.stack([-sp, cp * sr, cp * cr], axis=1)
-    poses[:, :3, 3] = np.stack([tx, ty, alt], axis=1)
+    # relative to row 0: subtract translations first, Mercator metres are ~1e6 and would lose precision
+    poses[:, :3, 3] = np.stack([tx - tx[0], ty - ty[0], alt - alt[0]], axis=1)
     return np.linalg.inv(poses[0]) @ poses
 
 
@@ -195,6 +196,7 @@ class KittiTrackingDataset(DriveDataset):
         """Read every file (per sequence: calib, labels and their classes, oxts; per frame: sweeps,
         images) and collect every problem."""
         problems: list[DataError] = []
+        self._cache.clear()  # read every file anew
         for seq, indices in self.sequences().items():
             collect(problems, self._check_sequence_files, seq, self.keys[indices[-1]][1])
             for i in indices:
