@@ -99,21 +99,28 @@ def draw_trails(
     thickness: int = 2,
     inplace: bool = False,
 ) -> np.ndarray:
-    """Draw each track's past positions ((K, 3) ego-frame points, oldest first) as a fading polyline."""
+    """Draw each track's past positions ((K, 3) ego-frame points, oldest first) projected into ``camera``."""
+    pixel_trails = {}
+    for track_id, xyz in trails.items():
+        uv, depth = calib.project(np.asarray(xyz, dtype=np.float64)[:, :3], camera)
+        pixel_trails[track_id] = np.where((depth > 0.5)[:, None], uv, np.nan)  # NaN: behind the camera
+    return draw_pixel_trails(image, pixel_trails, thickness=thickness, inplace=inplace)
+
+
+def draw_pixel_trails(
+    image: np.ndarray, trails: Mapping[int, np.ndarray], *, thickness: int = 2, inplace: bool = False
+) -> np.ndarray:
+    """Draw (K, 2) pixel polylines per track id, oldest part faintest; NaN points break the line."""
     out = image if inplace else image.copy()
     h, w = out.shape[:2]
-    for track_id, xyz in trails.items():
-        xyz = np.asarray(xyz, dtype=np.float64)
-        if len(xyz) < 2:
+    for track_id, uv in trails.items():
+        uv = np.asarray(uv, dtype=np.float64)[:, :2]
+        if len(uv) < 2:
             continue
-        uv, depth = calib.project(xyz[:, :3], camera)
-        ok = depth > 0.5
-        seg = np.stack([uv[:-1], uv[1:]], axis=1)
-        ends, inside = clip_segments(seg, w, h)
-        inside &= ok[:-1] & ok[1:]
+        ends, inside = clip_segments(np.stack([uv[:-1], uv[1:]], axis=1), w, h)
         base = track_color(int(track_id))
         for k in np.nonzero(inside)[0]:
-            fade = 0.35 + 0.65 * (k + 1) / len(seg)
+            fade = 0.35 + 0.65 * (k + 1) / len(ends)
             cv2.line(out, pt(ends[k, 0]), pt(ends[k, 1]), tuple(int(c * fade) for c in base), thickness, cv2.LINE_AA)
     return out
 
