@@ -19,6 +19,7 @@ from perception.errors import PerceptionError
 COMMANDS: dict[str, str] = {
     "data": "perception.cli.data",
     "demo": "perception.cli.demo",
+    "stream": "perception.cli.stream",
 }
 
 
