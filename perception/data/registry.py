@@ -14,12 +14,14 @@ from perception.data.argoverse2 import Argoverse2Dataset
 from perception.data.base import DatasetSpec, DriveDataset
 from perception.data.kitti import KittiDataset
 from perception.data.kitti_tracking import KittiTrackingDataset
+from perception.data.nuscenes import NuScenesDataset
 from perception.errors import ConfigError
 
 LOADERS: dict[str, type[DriveDataset]] = {
     "kitti": KittiDataset,
     "kitti_tracking": KittiTrackingDataset,
     "argoverse2": Argoverse2Dataset,
+    "nuscenes": NuScenesDataset,
 }
 
 
