@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import copy
 import difflib
+import re
 from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import Any
@@ -18,13 +19,26 @@ from perception.errors import ConfigError
 from perception.files import atomic_write
 
 
+class _SafeLoader(yaml.SafeLoader):
+    """``yaml.SafeLoader`` that also reads ``1e-3`` (no dot, YAML 1.2 style) as a float, not a string."""
+
+
+_SafeLoader.add_implicit_resolver(
+    "tag:yaml.org,2002:float", re.compile(r"^[-+]?(?:[0-9][0-9_]*)(?:\.[0-9_]*)?[eE][-+]?[0-9]+$"), list("-+0123456789")
+)
+
+
+def _safe_load(text: str) -> Any:
+    return yaml.load(text, Loader=_SafeLoader)  # a SafeLoader subclass: plain data only, never objects
+
+
 def load_yaml(path: str | Path) -> dict[str, Any]:
     """Read a YAML mapping; a missing file or bad syntax is a ConfigError naming the file."""
     path = Path(path)
     if not path.is_file():
         raise ConfigError("file not found", path=path)
     try:
-        data = yaml.safe_load(path.read_text())
+        data = _safe_load(path.read_text())
     except yaml.YAMLError as e:
         line = getattr(getattr(e, "problem_mark", None), "line", None)
         raise ConfigError(f"invalid YAML: {getattr(e, 'problem', e)}", path=path, line=None if line is None else line + 1) from None
@@ -71,7 +85,7 @@ def parse_overrides(items: Iterable[str]) -> dict[str, Any]:
             raise ConfigError(f"override {item!r} is not key=value")
         key, raw = item.split("=", 1)
         try:
-            value = yaml.safe_load(raw) if raw else ""
+            value = _safe_load(raw) if raw else ""
         except yaml.YAMLError:
             value = raw
         node = out
