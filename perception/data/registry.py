@@ -15,6 +15,8 @@ from perception.data.base import DatasetSpec, DriveDataset
 from perception.data.kitti import KittiDataset
 from perception.data.kitti_tracking import KittiTrackingDataset
 from perception.data.nuscenes import NuScenesDataset
+from perception.data.synthetic import SyntheticDataset
+from perception.data.waymo import WaymoDataset
 from perception.errors import ConfigError
 
 LOADERS: dict[str, type[DriveDataset]] = {
@@ -22,6 +24,8 @@ LOADERS: dict[str, type[DriveDataset]] = {
     "kitti_tracking": KittiTrackingDataset,
     "argoverse2": Argoverse2Dataset,
     "nuscenes": NuScenesDataset,
+    "synthetic": SyntheticDataset,
+    "waymo": WaymoDataset,
 }
 
 
