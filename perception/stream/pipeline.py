@@ -188,7 +188,8 @@ class StreamPipeline:
             if b is not None and b.track_ids is not None
             for t in b.track_ids
         }
-        line2 = f"model {r.latency_ms.get('predict', 0.0):.0f} ms  latency {latency_ms:.0f} ms"
+        model = f"model {r.latency_ms['predict']:.0f} ms  " if self.predictor is not None else ""
+        line2 = f"{model}latency {latency_ms:.0f} ms"
         return [f"{fps}  frame {r.frame.index}", line2 + (f"  tracks {len(tracks)}" if tracks else "")]
 
     def _close_sinks(self) -> list[Path]:

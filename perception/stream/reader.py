@@ -73,7 +73,7 @@ class ThreadedReader:
                 if not self._put((item, time.perf_counter())):
                     return
             self._put((_END, 0.0))
-        except BaseException as e:  # handed to the consumer, raised there
+        except BaseException as e:  # noqa: BLE001 - handed to the consumer and raised there
             self._put((_Failure(e), 0.0))
 
     def __iter__(self) -> Iterator[tuple[Any, float]]:

@@ -13,7 +13,7 @@ from perception.viz.bev import render_bev
 from perception.viz.overlay import draw_boxes2d, draw_boxes3d, draw_ground_truth, draw_pixel_trails, draw_trails
 from perception.viz.text import draw_hud
 
-PANEL_RANGE_M = (-10.0, 50.0, -30.0, 30.0)  # BEV panel: 60 m ahead-ish, 30 m either side
+PANEL_RANGE_M = (-10.0, 62.0, -36.0, 36.0)  # BEV panel: 62 m ahead, 36 m either side, 10 m behind
 BEV_ONLY_HEIGHT_PX = 720
 
 
@@ -47,7 +47,8 @@ def render_frame_view(
         boxes2d: camera name -> predicted / tracked 2D boxes.
         class_names: what labels index into (defaults to the frame's).
         camera: which image to draw on (default: ``pick_camera``).
-        show_gt: also draw the frame's ground-truth 3D boxes, thin and green.
+        show_gt: also draw the frame's ground-truth 3D boxes: thin and green under ``boxes3d``, or
+            in class colours with labels when ``boxes3d`` is None.
         trails3d: track id -> (K, 3) past centres in the current ego frame.
         trails2d: track id -> (K, 2) past pixel positions in ``camera``.
         bev: add the BEV panel when the frame has points or 3D boxes.
@@ -59,15 +60,16 @@ def render_frame_view(
     names = class_names or frame.class_names
     camera = pick_camera(frame, camera)
     gt = frame.boxes3d if show_gt else None
+    if boxes3d is None and gt is not None:  # nothing predicted: ground truth is the picture, in class colours
+        boxes3d, gt = gt, None
     panels = []
     if camera is not None and camera in frame.images:
         panels.append(_camera_panel(frame, camera, boxes3d, (boxes2d or {}).get(camera), names, gt, trails3d, trails2d))
     if bev and (frame.points is not None or boxes3d is not None or gt is not None):
         height = panels[0].shape[0] if panels else BEV_ONLY_HEIGHT_PX
         px_per_m = height / (bev_range_m[1] - bev_range_m[0])
-        boxes = boxes3d if boxes3d is not None or gt is None else None
         panels.append(
-            render_bev(frame.points, boxes, gt_boxes=gt, class_names=names, trails=trails3d, range_m=bev_range_m,
+            render_bev(frame.points, boxes3d, gt_boxes=gt, class_names=names, trails=trails3d, range_m=bev_range_m,
                        px_per_m=px_per_m)
         )  # fmt: skip
     if not panels:
