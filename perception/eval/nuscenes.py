@@ -30,6 +30,7 @@ import numpy as np
 
 from perception.core import Boxes3D
 from perception.errors import ConfigError, ShapeError
+from perception.eval.matching import frame_candidates, greedy_nearest_free, rank_in_frame
 
 NUSCENES_CLASSES = (
     "car", "truck", "bus", "trailer", "construction_vehicle", "pedestrian", "motorcycle", "bicycle", "traffic_cone", "barrier",
@@ -107,91 +108,85 @@ def scale_iou(lwh_a: np.ndarray, lwh_b: np.ndarray) -> np.ndarray:
     return inter / (np.prod(lwh_a, axis=1) + np.prod(lwh_b, axis=1) - inter)
 
 
-def filter_boxes(boxes: Boxes3D, class_names: tuple[str, ...], class_range: dict[str, float], gt: bool) -> Boxes3D:
-    """Drop boxes at or beyond their class range (BEV distance from the ego origin) and, for ground
-    truth, boxes with ``num_points == 0`` (devkit ``filter_eval_boxes``)."""
-    limit = np.array([class_range.get(class_names[i], -np.inf) for i in boxes.labels])
-    keep = np.hypot(boxes.xyz[:, 0], boxes.xyz[:, 1]) < limit
-    if gt and "num_points" in boxes.attributes:
-        keep &= np.asarray(boxes.attributes["num_points"]) != 0
-    return boxes[np.nonzero(keep)[0]]
+def flatten(frames: list[Boxes3D]) -> dict[str, np.ndarray]:
+    """All frames' boxes as flat columns: frame, label, box (n, 7) float64, score, velocity (n, 2)
+    (NaN when unknown), attribute_name (n,) str ('' when unknown), num_points (-1 when unknown)."""
+    cols: dict[str, list] = {
+        k: [] for k in ("frame", "label", "box", "score", "velocity", "attribute_name", "num_points")
+    }
+    for i, b in enumerate(frames):
+        n = len(b)
+        cols["frame"].append(np.full(n, i))
+        cols["label"].append(b.labels)
+        cols["box"].append(b.xyz_lwh_yaw.astype(np.float64))
+        cols["score"].append(b.scores if b.scores is not None else np.full(n, np.nan))
+        cols["velocity"].append(b.velocity_xy if b.velocity_xy is not None else np.full((n, 2), np.nan))
+        cols["attribute_name"].append(np.asarray(b.attributes.get("attribute_name", np.full(n, "")), dtype=str))
+        cols["num_points"].append(np.asarray(b.attributes.get("num_points", np.full(n, -1))))
+    if not frames:
+        return {"frame": np.zeros(0, int), "label": np.zeros(0, int), "box": np.zeros((0, 7)), "score": np.zeros(0),
+                "velocity": np.zeros((0, 2)), "attribute_name": np.zeros(0, str), "num_points": np.zeros(0, int)}  # fmt: skip
+    return {
+        k: np.concatenate(v).astype(np.float64) if k in ("score", "velocity") else np.concatenate(v)
+        for k, v in cols.items()
+    }
 
 
-def _class_boxes(frames: list[Boxes3D], label: int) -> list[Boxes3D]:
-    return [b[np.nonzero(b.labels == label)[0]] for b in frames]
+def select(flat: dict[str, np.ndarray], mask: np.ndarray) -> dict[str, np.ndarray]:
+    return {k: v[mask] for k, v in flat.items()}
 
 
-def _attr(boxes: Boxes3D) -> np.ndarray:
-    return np.asarray(boxes.attributes.get("attribute_name", np.full(len(boxes), "")), dtype=str)
+def in_range(
+    flat: dict[str, np.ndarray], class_names: tuple[str, ...], class_range: dict[str, float], gt: bool
+) -> np.ndarray:
+    """Devkit ``filter_eval_boxes``: keep boxes nearer than their class range (BEV distance from the
+    ego origin) and, for ground truth, drop boxes with ``num_points == 0``."""
+    limit = np.array([class_range.get(class_names[i], -np.inf) for i in flat["label"]])
+    keep = np.hypot(flat["box"][:, 0], flat["box"][:, 1]) < limit
+    return keep & (flat["num_points"] != 0) if gt else keep
 
 
-def _velocity(boxes: Boxes3D) -> np.ndarray:
-    return boxes.velocity_xy.astype(np.float64) if boxes.velocity_xy is not None else np.full((len(boxes), 2), np.nan)
-
-
-def _match_frame(gt: Boxes3D, dt: Boxes3D, order: np.ndarray, dist_th: float) -> np.ndarray:
-    """Greedy matching in one frame: for predictions in ``order``, the index of the matched
-    ground truth or -1. Nearest free ground truth (first on ties), matched when ``< dist_th``."""
-    out = np.full(len(dt), -1)
-    if len(gt) == 0:
-        return out
-    dist = np.linalg.norm(dt.xyz[:, None, :2].astype(np.float64) - gt.xyz[None, :, :2], axis=2)
-    free = np.ones(len(gt), bool)
-    for j in order[dist.min(axis=1)[order] < dist_th]:  # others can never match
-        d = np.where(free, dist[j], np.inf)
-        g = int(np.argmin(d))
-        if d[g] < dist_th:
-            out[j], free[g] = g, False
-    return out
-
-
-def accumulate(gt: list[Boxes3D], dt: list[Boxes3D], class_name: str, dist_th: float) -> MetricData:
-    """PR curve and TP errors of one class (boxes already restricted to it) at one threshold."""
-    npos = sum(len(g) for g in gt)
-    if npos == 0:
-        return MetricData.no_predictions()
-    scores = np.concatenate([d.scores for d in dt]).astype(np.float64) if dt else np.zeros(0)
-    frame_of = np.concatenate([np.full(len(d), i) for i, d in enumerate(dt)]) if dt else np.zeros(0, int)
+def accumulate(
+    gt: dict, dt: dict, class_name: str, dist_ths: tuple[float, ...] = DIST_THS_M
+) -> dict[float, MetricData]:
+    """PR curves and TP errors of one class (flat columns already restricted to it) per threshold."""
+    npos = len(gt["frame"])
+    if npos == 0 or len(dt["frame"]) == 0:
+        return {th: MetricData.no_predictions() for th in dist_ths}
     # devkit order: decreasing score, ties by decreasing position in the flat prediction list
-    order = np.lexsort((-np.arange(len(scores)), -scores))
-    start = np.cumsum([0] + [len(d) for d in dt])
-    by_frame = np.lexsort((-np.arange(len(scores)), -scores, frame_of))  # the same order within each frame
-    match = np.full(len(scores), -1)
-    for i, d in enumerate(dt):
-        local = by_frame[start[i] : start[i + 1]] - start[i]
-        match[start[i] : start[i + 1]] = _match_frame(gt[i], d, local, dist_th)
+    order = np.lexsort((-np.arange(len(dt["score"])), -dt["score"]))
+    gidx, valid = frame_candidates(gt["frame"], dt["frame"])
+    dist = np.linalg.norm(dt["box"][:, None, :2] - gt["box"][gidx][..., :2], axis=2)
+    match = greedy_nearest_free(dist, gidx, valid, rank_in_frame(dt["frame"], order), npos, np.array(dist_ths))
+    return {th: _metric_data(gt, dt, order, match[i], class_name) for i, th in enumerate(dist_ths)}
+
+
+def _metric_data(gt: dict, dt: dict, order: np.ndarray, match: np.ndarray, class_name: str) -> MetricData:
     is_tp = match[order] >= 0
     if not is_tp.any():
         return MetricData.no_predictions()
+    npos = len(gt["frame"])
     tp, fp = np.cumsum(is_tp).astype(np.float64), np.cumsum(~is_tp).astype(np.float64)
-    conf_sorted = scores[order]
+    conf_sorted = dt["score"][order]
     precision = np.interp(_RECALLS, tp / npos, tp / (tp + fp), right=0)
     confidence = np.interp(_RECALLS, tp / npos, conf_sorted, right=0)
     tp_idx = order[is_tp]
-    gt_start = np.cumsum([0] + [len(g) for g in gt])
-    errors = _tp_errors(_flat(gt), _flat(dt), tp_idx, gt_start[frame_of[tp_idx]] + match[tp_idx], class_name)
+    errors = _tp_errors(gt, dt, tp_idx, match[tp_idx], class_name)
     tp_conf = conf_sorted[is_tp]
     resampled = {k: np.interp(confidence[::-1], tp_conf[::-1], cummean(v)[::-1])[::-1] for k, v in errors.items()}
     return MetricData(_RECALLS.copy(), precision, confidence, resampled)
 
 
-def _flat(frames: list[Boxes3D]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """All frames' boxes (n, 7), velocities (n, 2) (NaN when unknown) and attribute names (n,)."""
-    if not frames:
-        return np.zeros((0, 7)), np.zeros((0, 2)), np.zeros(0, str)
-    boxes = np.concatenate([f.xyz_lwh_yaw for f in frames]).astype(np.float64)
-    return boxes, np.concatenate([_velocity(f) for f in frames]), np.concatenate([_attr(f) for f in frames])
-
-
-def _tp_errors(gt: tuple, dt: tuple, p: np.ndarray, g: np.ndarray, class_name: str) -> dict[str, np.ndarray]:
-    """Errors of matched pairs (flat prediction rows ``p`` with ground-truth rows ``g``), in match order."""
-    (gb, gv, ga), (pb, pv, pa) = (x[g] for x in gt), (x[p] for x in dt)
+def _tp_errors(gt: dict, dt: dict, p: np.ndarray, g: np.ndarray, class_name: str) -> dict[str, np.ndarray]:
+    """Errors of matched pairs (prediction rows ``p`` with ground-truth rows ``g``), in match order."""
+    pb, gb = dt["box"][p], gt["box"][g]
+    ga, pa = gt["attribute_name"][g], dt["attribute_name"][p]
     period = np.pi if class_name == "barrier" else 2 * np.pi
     return {
         "trans_err": np.linalg.norm(pb[:, :2] - gb[:, :2], axis=1),
         "scale_err": 1.0 - scale_iou(gb[:, 3:6], pb[:, 3:6]),
         "orient_err": np.abs(angle_diff(gb[:, 6], pb[:, 6], period)),
-        "vel_err": np.linalg.norm(gv - pv, axis=1),
+        "vel_err": np.linalg.norm(gt["velocity"][g] - dt["velocity"][p], axis=1),
         "attr_err": np.where(ga == "", np.nan, 1.0 - (ga == pa)),
     }
 
@@ -236,13 +231,15 @@ def evaluate_nuscenes(
     missing_range = [c for c in classes if c not in ranges]
     if missing_range:
         raise ConfigError(f"no evaluation range for classes {missing_range}: pass class_range")
-    gt = [filter_boxes(g, class_names, ranges, gt=True) for g in gt]
-    dt = [filter_boxes(d, class_names, ranges, gt=False) for d in dt]
+    g_flat, d_flat = flatten(gt), flatten(dt)
+    g_flat = select(g_flat, in_range(g_flat, class_names, ranges, gt=True))
+    d_flat = select(d_flat, in_range(d_flat, class_names, ranges, gt=False))
     ap, tp_errors, curves = {}, {}, {}
     for name in classes:
         label = class_names.index(name)
-        g, d = _class_boxes(gt, label), _class_boxes(dt, label)
-        curves[name] = {th: accumulate(g, d, name, th) for th in DIST_THS_M}
+        curves[name] = accumulate(
+            select(g_flat, g_flat["label"] == label), select(d_flat, d_flat["label"] == label), name
+        )
         ap[name] = {th: calc_ap(md) for th, md in curves[name].items()}
         md = curves[name][DIST_TH_TP_M]
         tp_errors[name] = {m: np.nan if m in _UNMEASURED.get(name, ()) else calc_tp(md, m) for m in TP_METRICS}
