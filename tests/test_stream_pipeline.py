@@ -23,6 +23,7 @@ from perception.viz.colors import class_color, track_color
 W, H, N = 320, 240, 12
 BOX = (100, 80, 220, 180)
 CLASSES = ("car", "person")
+KITTI = ("Car", "Pedestrian", "Cyclist")
 
 
 class FakePredictor:
@@ -231,5 +232,5 @@ def test_kitti_sequence_with_ground_truth_and_bev(shared_data, tmp_path):
     assert frames[0].shape[:2] == (h, w + 2 + h), "camera | separator | square BEV panel"
     bev = frames[0][:, w + 2 :].astype(int)
     assert (bev.max(axis=2) - bev.min(axis=2) > 60).mean() > 0.005, "coloured lidar points in the BEV panel"
-    car = np.abs(frames[0][:, :w].astype(int) - class_color(0, ("Car",))).sum(axis=2) < 80
-    assert car.sum() > 50, "ground-truth boxes drawn in class colours on the camera"
+    pedestrian = np.abs(frames[0][:, :w].astype(int) - class_color(1, KITTI)).sum(axis=2) < 80  # 000000: one pedestrian
+    assert pedestrian.sum() > 50, "ground-truth boxes drawn in class colours on the camera"
