@@ -16,7 +16,7 @@ from perception.data.kitti import KittiDataset
 from perception.data.kitti_tracking import KittiTrackingDataset
 from perception.data.nuscenes import NuScenesDataset
 from perception.data.synthetic import SyntheticDataset
-from perception.data.waymo import WaymoDataset
+from perception.data.waymo import WaymoDataset, WaymoV2Dataset
 from perception.errors import ConfigError
 
 LOADERS: dict[str, type[DriveDataset]] = {
@@ -26,6 +26,7 @@ LOADERS: dict[str, type[DriveDataset]] = {
     "nuscenes": NuScenesDataset,
     "synthetic": SyntheticDataset,
     "waymo": WaymoDataset,
+    "waymo_v2": WaymoV2Dataset,
 }
 
 

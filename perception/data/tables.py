@@ -39,6 +39,15 @@ def feather_columns(path: str | Path) -> list[str]:
         return ipc.open_file(source).schema.names
 
 
+def parquet_columns(path: str | Path) -> list[str]:
+    """Column names of a Parquet file, from its footer only."""
+    path = Path(path)
+    try:
+        return pq.read_schema(path).names
+    except (pa.ArrowInvalid, OSError) as e:
+        raise CorruptFileError(f"not a readable parquet file: {e}", path=path) from None
+
+
 def read_feather(path: str | Path, columns: Sequence[str]) -> pa.Table:
     """The named columns of a Feather (Arrow IPC) file."""
     return _open(Path(path), columns, "feather")

@@ -31,6 +31,7 @@ import numpy as np
 from perception.core import SE3, Boxes2D, Boxes3D, Calibration, CameraIntrinsics, Frame, PointCloud
 from perception.data.base import DatasetSpec, DriveDataset
 from perception.data.category_map import DROP, CategoryMap
+from perception.data.tables import column, list_column, parquet_columns, read_parquet
 from perception.data.tfrecord import read_record, record_index
 from perception.data.waymo_proto import CAMERA_NAMES, LABEL_TYPES, LASER_NAMES, MatrixFloat
 from perception.data.waymo_proto import Frame as FrameProto
@@ -229,3 +230,169 @@ class WaymoDataset(DriveDataset):
 
     def check(self) -> list[DataError]:
         return self.problems + super().check()
+
+
+# Waymo v2 parquet components: column names of the v2 release (``[Component].field.subfield``).
+_KEY_TS = "key.frame_timestamp_micros"
+_POSE = "[VehiclePoseComponent].world_from_vehicle.transform"
+_LIDAR = ("key.laser_name", "[LiDARComponent].range_image_return1.values", "[LiDARComponent].range_image_return1.shape")
+_LIDAR_CAL = "[LiDARCalibrationComponent]."
+_BOX = "[LiDARBoxComponent]."
+_BOX_FIELDS = ("box.center.x", "box.center.y", "box.center.z", "box.size.x", "box.size.y", "box.size.z", "box.heading")
+_CAM_CAL = "[CameraCalibrationComponent]."
+_CAM_BOX = "[CameraBoxComponent]."
+
+
+class WaymoV2Dataset(DriveDataset):
+    """Waymo v2 parquet components, one frame per ``vehicle_pose`` row (see module docstring)."""
+
+    name = "waymo_v2"
+
+    def __init__(self, spec: DatasetSpec, split: str | None = None):
+        super().__init__(spec, split)
+        self.folder = spec.root / str(spec.splits.get(self.split, self.split)) if self.split else spec.root
+        pose_dir = self.folder / "vehicle_pose"
+        if not pose_dir.is_dir():
+            raise DataError("vehicle_pose component folder not found (it lists the frames)", path=pose_dir)
+        self.categories = CategoryMap(spec.classes, spec.class_map, WAYMO_TO_COMMON)
+        self._frames: list[tuple[str, int, int]] = []  # (segment, index in segment, timestamp us)
+        for path in sorted(pose_dir.glob("*.parquet")):
+            stamps = np.unique(column(read_parquet(path, [_KEY_TS]), _KEY_TS, np.int64))
+            self._frames += [(path.stem, k, int(ts)) for k, ts in enumerate(stamps)]
+        self._calib: dict[str, Calibration] = {}
+
+    def __len__(self) -> int:
+        return len(self._frames)
+
+    def frame_key(self, i: int) -> tuple[str, int]:
+        return self._frames[i][0], self._frames[i][1]
+
+    def component(self, name: str, segment: str) -> Path:
+        return self.folder / name / f"{segment}.parquet"
+
+    def _rows(self, name: str, segment: str, columns: list[str], ts: int | None):
+        """The frame's rows of a component (all rows for calibrations); None when the component is absent."""
+        path = self.component(name, segment)
+        if not path.exists():
+            return None
+        return read_parquet(path, columns, filters=None if ts is None else [(_KEY_TS, "==", ts)])
+
+    def calibration(self, segment: str) -> tuple[Calibration, dict[int, tuple[np.ndarray, float, float]]]:
+        """Camera and lidar calibration of a segment, and per lidar (beam inclinations, min, max)."""
+        cam = self._rows("camera_calibration", segment, ["key.camera_name", *(_CAM_CAL + k for k in (
+            "intrinsic.f_u", "intrinsic.f_v", "intrinsic.c_u", "intrinsic.c_v", "extrinsic.transform", "width", "height"))], None)  # fmt: skip
+        lid = self._rows("lidar_calibration", segment, ["key.laser_name", *(_LIDAR_CAL + k for k in (
+            "extrinsic.transform", "beam_inclination.min", "beam_inclination.max", "beam_inclination.values"))], None)  # fmt: skip
+        extrinsics, cameras, beams = {}, {}, {}
+        if cam is not None:
+            path = self.component("camera_calibration", segment)
+            ext = list_column(cam, _CAM_CAL + "extrinsic.transform", 16, path)
+            for j, name in enumerate(_enum_names(cam, "key.camera_name", CAMERA_NAMES)):
+                f = [column(cam, _CAM_CAL + f"intrinsic.{k}", np.float64)[j] for k in ("f_u", "f_v", "c_u", "c_v")]
+                extrinsics[name] = camera_extrinsic(ext[j])
+                size = (column(cam, _CAM_CAL + "width")[j], column(cam, _CAM_CAL + "height")[j])
+                cameras[name] = camera_from_intrinsic(np.array(f), *size)
+        if lid is not None:
+            ext = list_column(lid, _LIDAR_CAL + "extrinsic.transform", 16, self.component("lidar_calibration", segment))
+            values = lid.column(_LIDAR_CAL + "beam_inclination.values").to_pylist()
+            lo, hi = (column(lid, _LIDAR_CAL + f"beam_inclination.{k}", np.float64) for k in ("min", "max"))
+            for j, laser in enumerate(column(lid, "key.laser_name").astype(np.int64).tolist()):
+                extrinsics[LASER_NAMES.get(laser, str(laser))] = SE3(ext[j].reshape(4, 4))
+                beams[laser] = (np.asarray(values[j] or [], np.float64), float(lo[j]), float(hi[j]))
+        if "LIDAR_TOP" in extrinsics:
+            extrinsics["lidar"] = extrinsics["LIDAR_TOP"]
+        return Calibration(extrinsics, cameras), beams
+
+    def points(self, segment: str, ts: int, calib: Calibration, beams: dict) -> PointCloud | None:
+        t = self._rows("lidar", segment, list(_LIDAR), ts)
+        if t is None or t.num_rows == 0:
+            return None
+        path, clouds = self.component("lidar", segment), []
+        values, shapes = t.column(_LIDAR[1]).to_pylist(), t.column(_LIDAR[2]).to_pylist()
+        for j, laser in enumerate(column(t, "key.laser_name").astype(np.int64).tolist()):
+            if laser not in beams:
+                raise CorruptFileError(f"laser {laser} has no lidar_calibration row", path=path)
+            ri = np.asarray(values[j], np.float32)
+            if ri.size != int(np.prod(shapes[j])):
+                raise CorruptFileError(f"laser {laser}: {ri.size} values for shape {shapes[j]}", path=path)
+            inc, lo, hi = beams[laser]
+            try:
+                pitch = inclinations(inc, lo, hi, shapes[j][0])
+            except ShapeError as e:
+                raise CorruptFileError(str(e), path=path) from None
+            clouds.append(range_image_to_points(ri.reshape(shapes[j]), calib.extrinsics[LASER_NAMES[laser]], pitch))
+        return PointCloud(np.concatenate(clouds), CHANNELS)
+
+    def boxes3d(self, segment: str, ts: int) -> Boxes3D | None:
+        path = self.component("lidar_box", segment)
+        if not path.exists():
+            return None
+        optional = [_BOX + k for k in ("speed.x", "speed.y", "num_lidar_points_in_box")]
+        present = [c for c in optional if c in parquet_columns(path)]
+        cols = ["key.laser_object_id", _BOX + "type", *(_BOX + k for k in _BOX_FIELDS), *present]
+        t = read_parquet(path, cols, filters=[(_KEY_TS, "==", ts)])
+        types = column(t, _BOX + "type").astype(int).tolist()
+        cls = self.categories.labels([LABEL_TYPES.get(v, "Unknown") for v in types], path)
+        keep = cls != DROP
+        rows = np.stack([column(t, _BOX + k, np.float64) for k in _BOX_FIELDS], axis=1)  # size.x is the length
+        ids = [i for i, k in zip(t.column("key.laser_object_id").to_pylist(), keep, strict=True) if k]
+        has_speed = optional[0] in present and optional[1] in present
+        velocity = np.stack([column(t, c, np.float64) for c in optional[:2]], axis=1)[keep] if has_speed else None
+        attrs = {"num_points": column(t, optional[2], np.int64)[keep]} if optional[2] in present else {}
+        return Boxes3D(
+            rows[keep], cls[keep], track_ids=[track_id(i) for i in ids], velocity_xy=velocity, attributes=attrs
+        )
+
+    def boxes2d(self, segment: str, ts: int) -> dict[str, Boxes2D]:
+        fields = ("box.center.x", "box.center.y", "box.size.x", "box.size.y")
+        t = self._rows(
+            "camera_box",
+            segment,
+            ["key.camera_name", "key.camera_object_id", _CAM_BOX + "type", *(_CAM_BOX + k for k in fields)],
+            ts,
+        )
+        if t is None:
+            return {}
+        path = self.component("camera_box", segment)
+        names = np.array(_enum_names(t, "key.camera_name", CAMERA_NAMES))
+        cls = self.categories.labels(
+            [LABEL_TYPES.get(v, "Unknown") for v in column(t, _CAM_BOX + "type").astype(int).tolist()], path
+        )
+        xy = np.stack([column(t, _CAM_BOX + k, np.float64) for k in fields], axis=1)
+        ids = np.array(t.column("key.camera_object_id").to_pylist(), dtype=object)
+        return {
+            cam: boxes2d_from_xywh(
+                xy[names == cam, :2], xy[names == cam, 2:], cls[names == cam], list(ids[names == cam])
+            )
+            for cam in sorted(set(names))
+        }
+
+    def images(self, segment: str, ts: int) -> dict[str, np.ndarray]:
+        t = self._rows("camera_image", segment, ["key.camera_name", "[CameraImageComponent].image"], ts)
+        if t is None:
+            return {}
+        path = self.component("camera_image", segment)
+        blobs = t.column("[CameraImageComponent].image").to_pylist()
+        return {
+            name: decode_jpeg(blob, path)
+            for name, blob in zip(_enum_names(t, "key.camera_name", CAMERA_NAMES), blobs, strict=True)
+        }
+
+    def load_frame(self, i: int, *, points: bool = True, images: bool = True) -> Frame:
+        segment, k, ts = self._frames[i]
+        if segment not in self._calib:
+            self._calib[segment] = self.calibration(segment)
+        calib, beams = self._calib[segment]
+        pose = read_parquet(self.component("vehicle_pose", segment), [_KEY_TS, _POSE], filters=[(_KEY_TS, "==", ts)])
+        return Frame(
+            dataset=self.name, sequence=segment, index=k, timestamp_s=ts * 1e-6, class_names=self.class_names,
+            points=self.points(segment, ts, calib, beams) if points else None,
+            images=self.images(segment, ts) if images else {}, calibration=calib,
+            ego_pose=SE3(list_column(pose, _POSE, 16, self.component("vehicle_pose", segment))[0].reshape(4, 4)),
+            boxes3d=self.boxes3d(segment, ts), boxes2d=self.boxes2d(segment, ts),
+        )  # fmt: skip
+
+
+def _enum_names(table, name: str, names: dict[int, str]) -> list[str]:
+    """An enum key column (int8 in the release, sometimes strings) -> our camera / lidar names."""
+    return [names.get(int(str(v)), str(v)) for v in table.column(name).to_pylist()]
