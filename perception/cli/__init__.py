@@ -20,6 +20,10 @@ COMMANDS: dict[str, str] = {
     "data": "perception.cli.data",
     "demo": "perception.cli.demo",
     "stream": "perception.cli.stream",
+    "train": "perception.cli.train",
+    "val": "perception.cli.val",
+    "predict": "perception.cli.predict",
+    "compare": "perception.cli.compare",
 }
 
 

@@ -1,0 +1,51 @@
+"""``perception predict``: run a checkpoint over a dataset and write KITTI label files with scores.
+
+    perception predict --weights runs/exp/weights/best.pt --data datasets/kitti.yaml --out runs/exp/pred
+writes ``<out>/<frame id>.txt`` (``<out>/<sequence>/<frame id>.txt`` for datasets with sequences).
+"""
+
+from __future__ import annotations
+
+import argparse
+
+HELP = "predict a dataset split and write KITTI label files"
+
+
+def add_arguments(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--task", default="detect3d", choices=["detect3d"])
+    p.add_argument("--weights", required=True, help="checkpoint (.pt)")
+    p.add_argument("--data", required=True, help="dataset YAML")
+    p.add_argument("--split", default=None)
+    p.add_argument("--out", required=True, help="output folder for label files")
+    p.add_argument("--max-frames", type=int, default=0, help="first N frames only (0 = all)")
+    p.add_argument("--device", default="cpu")
+
+
+def run(args: argparse.Namespace) -> int:
+    tasks = {"detect3d": predict_detect3d}  # one entry per task
+    return tasks[args.task](args)
+
+
+def predict_detect3d(args: argparse.Namespace) -> int:
+    from pathlib import Path
+
+    from perception.data.kitti_format import KittiObjects, write_label_file
+    from perception.data.registry import load_dataset
+    from perception.engine.evaluate import predict_dataset
+    from perception.engine.trainer import check_classes
+    from perception.eval.kitti import boxes_to_kitti
+    from perception.models import load_model
+    from perception.models.detector import model_settings
+
+    model, cfg = load_model(args.weights, args.device)
+    settings = model_settings(cfg)
+    dataset = load_dataset(args.data, split=args.split)
+    check_classes(dataset.class_names, settings["classes"], args.data)
+    out, n_frames, n_boxes = Path(args.out), 0, 0
+    for _, frame, dets in predict_dataset(model, dataset, settings, args.device, args.max_frames, progress=True):
+        objs = boxes_to_kitti(dets, frame) if len(dets) else KittiObjects.empty()
+        folder = out / frame.sequence if frame.sequence else out
+        write_label_file(folder / f"{frame.index:06d}.txt", objs)
+        n_frames, n_boxes = n_frames + 1, n_boxes + len(objs)
+    print(f"{n_boxes} detections in {n_frames} label files under {out}")
+    return 0
