@@ -49,6 +49,7 @@ class CameraRenderer:
         self.T_cam_from_ego = T_cam_from_ego
         self._background, self._dash_index, self._dash_s = self._make_background(road, T_road_from_ego0, rng)
         self._noise = rng.normal(0.0, 4.0, (height + 32, width + 32, 3)).astype(np.int16)
+        self._exposure = np.diag(rng.uniform(0.8, 1.1) * (1.0 + rng.normal(0.0, 0.03, 3)))  # per-drive light
 
     def _make_background(self, road: Road, T_road_from_ego0: SE3, rng: np.random.Generator) -> tuple:
         """Sky + ground image (H, W, 3) uint8, and the pixels of dashed lines with their road s."""
@@ -167,10 +168,12 @@ class CameraRenderer:
         cv2.fillPoly(image, list(polys), _WINDOW_BGR, cv2.LINE_AA, 4)
 
     def add_noise(self, image: np.ndarray, rng: np.random.Generator) -> np.ndarray:
-        """Sensor noise: a shifted window of a fixed noise texture (cheap, still varies per frame)."""
+        """Exposure of the drive, then sensor noise: a shifted window of a fixed noise texture (cheap,
+        still different in every frame)."""
         dy, dx = rng.integers(0, 32, 2)
         noise = self._noise[dy : dy + self.height, dx : dx + self.width]
-        return np.clip(image.astype(np.int16) + noise, 0, 255).astype(np.uint8)
+        exposed = cv2.transform(image, self._exposure).astype(np.int16)
+        return np.clip(exposed + noise, 0, 255).astype(np.uint8)
 
 
 def clip_near(poly: np.ndarray, near: float = NEAR_M) -> np.ndarray:

@@ -158,17 +158,17 @@ def _lane_plan(rng: np.random.Generator, ego_speed: float, density: float) -> li
     """(kind, d, speed, backwards, mean_gap_m) for every lane or slot of actors."""
     plan = [
         (CAR, LANE_D[1], ego_speed, False, 45.0),
-        (CAR, LANE_D[0], ego_speed + rng.uniform(-3, 3), False, 30.0),
-        (CAR, LANE_D[2], -rng.uniform(7, 13), True, 35.0),
-        (CAR, LANE_D[3], -rng.uniform(7, 13), True, 35.0),
-        (CYCLIST, -CYCLIST_D, rng.uniform(3, 6), False, 45.0),
-        (CYCLIST, CYCLIST_D, -rng.uniform(3, 6), True, 45.0),
+        (CAR, LANE_D[0], ego_speed + rng.uniform(-3, 3), False, 35.0),
+        (CAR, LANE_D[2], -rng.uniform(7, 13), True, 45.0),
+        (CAR, LANE_D[3], -rng.uniform(7, 13), True, 45.0),
+        (CYCLIST, -CYCLIST_D, rng.uniform(3, 6), False, 55.0),
+        (CYCLIST, CYCLIST_D, -rng.uniform(3, 6), True, 55.0),
     ]
     for side in (-1, 1):
-        plan.append((CAR, side * PARKED_D, 0.0, None, 28.0))
+        plan.append((CAR, side * PARKED_D, 0.0, None, 40.0))
         for d in SIDEWALK_D:
             speed = 0.0 if rng.random() < 0.2 else rng.uniform(0.6, 1.6) * rng.choice([-1, 1])
-            plan.append((PEDESTRIAN, side * d, speed, speed < 0, 40.0))
+            plan.append((PEDESTRIAN, side * d, speed, speed < 0, 60.0))
     return [(k, d, v, b, gap / density) for k, d, v, b, gap in plan]
 
 
