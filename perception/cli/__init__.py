@@ -20,6 +20,7 @@ COMMANDS: dict[str, str] = {
     "data": "perception.cli.data",
     "demo": "perception.cli.demo",
     "stream": "perception.cli.stream",
+    "view": "perception.cli.view",
     "train": "perception.cli.train",
     "val": "perception.cli.val",
     "predict": "perception.cli.predict",
