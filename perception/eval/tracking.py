@@ -29,7 +29,7 @@ KITTI protocol counts (ignored ground truth, ignored and ignored-matched tracker
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 import numpy as np
 from scipy.optimize import linear_sum_assignment
@@ -60,104 +60,138 @@ class FrameData:
     trk_ids: np.ndarray
     trk_ignorable: np.ndarray
     sim: np.ndarray
-    valid: np.ndarray = field(init=False)  # tracker boxes matched in any run so far (devkit flag)
 
-    def __post_init__(self) -> None:
-        self.valid = np.zeros(len(self.trk_ids), bool)
+
+def _match(sim: np.ndarray, thr: float) -> tuple[np.ndarray, np.ndarray]:
+    """Hungarian matching of gt rows to tracker columns, gated at IoU >= thr (devkit: cost 1 - IoU)."""
+    if sim.size == 0:
+        return np.zeros(0, np.int64), np.zeros(0, np.int64)
+    cost = 1.0 - sim
+    ok = cost <= 1.0 - thr
+    if not ok.any():
+        return np.zeros(0, np.int64), np.zeros(0, np.int64)
+    r, c = linear_sum_assignment(np.where(ok, cost, _NO_MATCH))
+    m = ok[r, c]
+    return r[m], c[m]
+
+
+class _Sweep:
+    """All frames of one class flattened, so that each run of the sweep is a few array operations.
+
+    Only frames that lose tracker boxes to a score threshold are matched again; the others
+    reuse the matching of the full run.
+    """
+
+    def __init__(self, frames: list[FrameData], thr: float):
+        self.frames, self.thr = frames, thr
+        self.g_start = np.cumsum([0] + [len(f.gt_ids) for f in frames])
+        self.t_start = np.cumsum([0] + [len(f.trk_ids) for f in frames])
+        cat = lambda xs, dt: np.concatenate(list(xs) + [np.zeros(0, dt)])
+        self.gt_ids, self.gt_ign = cat((f.gt_ids for f in frames), np.int64), cat((f.gt_ignored for f in frames), bool)
+        self.trk_ids, self.trk_ign = (
+            cat((f.trk_ids for f in frames), np.int64),
+            cat((f.trk_ignorable for f in frames), bool),
+        )
+        self.valid = np.zeros(len(self.trk_ids), bool)  # matched in any run so far (the devkit's sticky flag)
+        self.full = self._matches(range(len(frames)), None)
+
+    def _matches(self, frame_idx, kept: np.ndarray | None) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """Flat (gt index, tracker index, IoU) of the matches in the given frames."""
+        gs, ts, ious = [np.zeros(0, np.int64)], [np.zeros(0, np.int64)], [np.zeros(0)]
+        for f in frame_idx:
+            fr, t0 = self.frames[f], self.t_start[f]
+            cols = np.arange(len(fr.trk_ids)) if kept is None else np.flatnonzero(kept[t0 : self.t_start[f + 1]])
+            r, c = _match(fr.sim[:, cols], self.thr)
+            gs.append(r + self.g_start[f])
+            ts.append(cols[c] + t0)
+            ious.append(fr.sim[r, cols[c]])
+        return np.concatenate(gs), np.concatenate(ts), np.concatenate(ious)
+
+    def run(self, keep_track: np.ndarray, track_score: np.ndarray) -> _Run:
+        kept = keep_track[self.trk_ids]
+        dropped = np.r_[0, np.cumsum(~kept)]
+        changed = (dropped[self.t_start[1:]] - dropped[self.t_start[:-1]]) > 0
+        fg, ft, fiou = self.full
+        same = ~changed[np.searchsorted(self.t_start, ft, side="right") - 1]
+        rg, rt, riou = self._matches(np.flatnonzero(changed), kept)
+        mg, mt, miou = np.r_[fg[same], rg], np.r_[ft[same], rt], np.r_[fiou[same], riou]
+        self.valid[mt] = True
+        matched = np.zeros(len(kept), bool)
+        matched[mt] = True
+        ign_t = kept & ~matched & self.trk_ign & ~self.valid
+        assigned = np.full(len(self.gt_ids), -1, np.int64)
+        assigned[mg] = self.trk_ids[mt]
+        on_ignored_gt = np.zeros(len(kept), bool)
+        on_ignored_gt[mt[self.gt_ign[mg]]] = True
+        return _Run(
+            tp=len(mg), fp=int((kept & ~matched).sum() - ign_t.sum()), fn=int(((assigned < 0) & ~self.gt_ign).sum()),
+            n_gt=int((~self.gt_ign).sum()), iou_sum=float(miou.sum()), tp_scores=track_score[self.trk_ids[mt]],
+            assigned=assigned, counted_gt=~self.gt_ign, counted_trk=kept & ~ign_t & ~on_ignored_gt,
+        )  # fmt: skip
 
 
 @dataclass
 class _Run:
-    """Counts of one pass over all frames at one score threshold."""
+    """Counts of one pass over all frames at one score threshold (flat arrays as in ``_Sweep``)."""
 
-    tp: int = 0
-    fp: int = 0
-    fn: int = 0
-    n_gt: int = 0
-    iou_sum: float = 0.0
-    tp_scores: list = field(default_factory=list)
-    trajectories: dict = field(default_factory=dict)  # gt id -> ([tracker id or -1], [ignored])
-    counted: list = field(default_factory=list)  # per frame: (gt mask, tracker mask) that count for HOTA
-
-
-def _match_frame(fr: FrameData, kept: np.ndarray, thr: float) -> tuple[np.ndarray, np.ndarray]:
-    """Hungarian matching of gt rows to kept tracker columns, gated at IoU >= thr (devkit: cost 1 - IoU)."""
-    cols = np.flatnonzero(kept)
-    if len(fr.gt_ids) == 0 or len(cols) == 0:
-        return np.zeros(0, np.int64), np.zeros(0, np.int64)
-    cost = 1.0 - fr.sim[:, cols]
-    ok = cost <= 1.0 - thr
-    r, c = linear_sum_assignment(np.where(ok, cost, _NO_MATCH))
-    m = ok[r, c]
-    return r[m], cols[c[m]]
+    tp: int
+    fp: int
+    fn: int
+    n_gt: int
+    iou_sum: float
+    tp_scores: np.ndarray
+    assigned: np.ndarray  # (all gt,) tracker id matched to each gt box, -1 none
+    counted_gt: np.ndarray  # (all gt,) bool: counts for HOTA
+    counted_trk: np.ndarray  # (all tracker boxes,) bool
 
 
-def _run(frames: list[FrameData], keep_track: np.ndarray, thr: float, track_score: np.ndarray) -> _Run:
-    out = _Run()
-    for fr in frames:
-        kept = keep_track[fr.trk_ids]
-        r, c = _match_frame(fr, kept, thr)
-        fr.valid[c] = True
-        matched_t = np.zeros(len(kept), bool)
-        matched_t[c] = True
-        ign_t = kept & ~matched_t & fr.trk_ignorable & ~fr.valid
-        out.tp += len(r)
-        out.iou_sum += float(fr.sim[r, c].sum())
-        out.tp_scores.extend(track_score[fr.trk_ids[c]].tolist())
-        out.fp += int((kept & ~matched_t).sum() - ign_t.sum())
-        assigned = np.full(len(fr.gt_ids), -1, np.int64)
-        assigned[r] = fr.trk_ids[c]
-        out.fn += int(((assigned < 0) & ~fr.gt_ignored).sum())
-        out.n_gt += int((~fr.gt_ignored).sum())
-        for gid, a, ig in zip(fr.gt_ids.tolist(), assigned.tolist(), fr.gt_ignored.tolist()):
-            traj = out.trajectories.setdefault(gid, ([], []))
-            traj[0].append(a)
-            traj[1].append(ig)
-        on_ignored_gt = np.zeros(len(kept), bool)
-        on_ignored_gt[c[fr.gt_ignored[r]]] = True
-        out.counted.append((~fr.gt_ignored, kept & ~ign_t & ~on_ignored_gt))
-    return out
+def _trajectory_stats(gid: np.ndarray, ign: np.ndarray, g: np.ndarray) -> dict[str, float]:
+    """IDS, FRAG, MT, ML along ground-truth trajectories, vectorised from the devkit's loop.
 
-
-def _trajectory_stats(trajectories: dict) -> dict[str, float]:
-    """IDS, FRAG, MT, ML along ground-truth trajectories (devkit ``compute3rdPartyMetrics``)."""
-    ids = frag = mt = ml = pt = n_ignored = 0
-    for g, ign in trajectories.values():
-        if all(ign):
-            n_ignored += 1
-            continue
-        if all(x == -1 for x in g):
-            ml += 1
-            continue
-        last_id, tracked = g[0], int(g[0] >= 0)
-        f = 0
-        for f in range(1, len(g)):
-            if ign[f]:
-                last_id = -1
-                continue
-            if last_id != g[f] and last_id != -1 and g[f] != -1 and g[f - 1] != -1:
-                ids += 1
-            if f < len(g) - 1 and g[f - 1] != g[f] and last_id != -1 and g[f] != -1 and g[f + 1] != -1:
-                frag += 1
-            if g[f] != -1:
-                tracked += 1
-                last_id = g[f]
-        if len(g) > 1 and g[f - 1] != g[f] and last_id != -1 and g[f] != -1 and not ign[f]:
-            frag += 1
-        ratio = tracked / float(len(g) - sum(ign))
-        mt, ml, pt = mt + (ratio > 0.8), ml + (ratio < 0.2), pt + (0.2 <= ratio <= 0.8)
-    n = max(len(trajectories) - n_ignored, 1) if len(trajectories) > n_ignored else 0
+    Along one trajectory (its frames in order, ``g`` the matched tracker id or -1, ``ign`` the
+    ignored flag), the devkit's ``last_id`` is the latest matched id since the last ignored
+    frame (frame 0 always seeds it). Hence an id switch at f needs f and f-1 counted (f-1
+    may be frame 0) and matched to different ids; a fragmentation at f < L-1 needs a
+    change from f-1, f and f+1 matched, and some match earlier in f's stretch; the last
+    frame is a fragmentation on any change into a match.
+    """
+    order = np.argsort(gid, kind="stable")
+    gid, ign, g = gid[order], ign[order], g[order]
+    n = len(g)
+    if n == 0:
+        return {"IDS": 0, "FRAG": 0, "MT": 0.0, "ML": 0.0, "PT": 0.0}
+    first = np.r_[True, gid[1:] != gid[:-1]]
+    last = np.r_[gid[1:] != gid[:-1], True]
+    traj = np.cumsum(first) - 1
+    pos = np.arange(n) - np.flatnonzero(first)[traj]
+    prev_g, next_g = np.r_[-1, g[:-1]], np.r_[g[1:], -1]
+    prev_ign = np.r_[False, ign[:-1]]
+    cont = ~first & ~ign
+    ids = cont & ((pos == 1) | ~prev_ign) & (prev_g >= 0) & (g >= 0) & (g != prev_g)
+    # a match seen earlier in f's stretch; stretches restart at ignored frames after frame 0
+    seeds = (g >= 0) & (~ign | (pos == 0))
+    stretch = np.cumsum(first | (ign & (pos > 0)))  # 1, 2, ... one value per stretch
+    stretch_start = np.flatnonzero(np.r_[True, stretch[1:] != stretch[:-1]])[stretch - 1]
+    seeds_before = np.cumsum(seeds) - seeds
+    seen_before = seeds_before - seeds_before[stretch_start] > 0
+    frag_mid = cont & ~last & (prev_g != g) & seen_before & (g >= 0) & (next_g >= 0)
+    frag_end = cont & last & (prev_g != g) & (g >= 0)
+    n_traj = int(traj[-1]) + 1
+    scored = np.bincount(traj, ~ign, n_traj) > 0  # trajectories not ignored in every frame
+    tracked = np.bincount(traj, seeds, n_traj)
+    ratio = tracked / np.maximum(np.bincount(traj, ~ign, n_traj), 1)
+    k = int(scored.sum())
+    if k == 0:
+        return {"IDS": 0, "FRAG": 0, "MT": 0.0, "ML": 0.0, "PT": 0.0}
     return {
-        "IDS": ids,
-        "FRAG": frag,
-        "MT": mt / n if n else 0.0,
-        "ML": ml / n if n else 0.0,
-        "PT": pt / n if n else 0.0,
-    }
+        "IDS": int(ids.sum()), "FRAG": int((frag_mid | frag_end).sum()),
+        "MT": float((scored & (ratio > 0.8)).sum() / k), "ML": float((scored & (ratio < 0.2)).sum() / k),
+        "PT": float((scored & (ratio >= 0.2) & (ratio <= 0.8)).sum() / k),
+    }  # fmt: skip
 
 
-def _clear(run: _Run, recall_point: float = 1.0) -> dict[str, float]:
-    traj = _trajectory_stats(run.trajectories)
+def _clear(sweep: _Sweep, run: _Run, recall_point: float = 1.0) -> dict[str, float]:
+    traj = _trajectory_stats(sweep.gt_ids, sweep.gt_ign, run.assigned)
     n_gt = run.n_gt
     bad = run.fn + run.fp + traj["IDS"]
     mota = 1 - bad / n_gt if n_gt else -np.inf
@@ -186,8 +220,15 @@ def recall_thresholds(tp_scores: list[float], num_gt: int, n_points: int = N_REC
     return thresholds[1:], recalls[1:]
 
 
-def hota(frames: list[FrameData], counted: list[tuple[np.ndarray, np.ndarray]]) -> dict[str, float]:
-    """HOTA, DetA, AssA, LocA averaged over ``HOTA_ALPHAS`` on the counted boxes of each frame."""
+def hota(frames: list[FrameData], counted: list[tuple[np.ndarray, np.ndarray]] | None = None) -> dict[str, float]:
+    """HOTA, DetA, AssA, LocA averaged over ``HOTA_ALPHAS``.
+
+    Args:
+        frames: every frame of every sequence (ids unique across sequences).
+        counted: per frame, (G,) and (T,) masks of the boxes that count (default: all).
+    """
+    if counted is None:
+        counted = [(np.ones(len(f.gt_ids), bool), np.ones(len(f.trk_ids), bool)) for f in frames]
     sub = [(fr.gt_ids[g], fr.trk_ids[t], fr.sim[np.ix_(g, t)]) for fr, (g, t) in zip(frames, counted)]
     gu = np.unique(np.concatenate([s[0] for s in sub] + [np.zeros(0, np.int64)]))
     tu = np.unique(np.concatenate([s[1] for s in sub] + [np.zeros(0, np.int64)]))
@@ -236,22 +277,22 @@ def evaluate_frames(frames: list[FrameData], track_score: np.ndarray, threshold:
         track_score: (n_tracker_ids,) mean score of each tracker track.
         threshold: IoU a match needs.
     """
-    for fr in frames:
-        fr.valid[:] = False
-    everything = np.ones(len(track_score), bool)
-    first = _run(frames, everything, threshold, track_score)
+    sweep = _Sweep(frames, threshold)
+    first = sweep.run(np.ones(len(track_score), bool), track_score)
     thresholds, recalls = recall_thresholds(first.tp_scores, first.tp + first.fn)
     s_mota = mota = motp = 0.0
     best_mota, best_thr = 0.0, -np.inf
     for thr_score, r in zip(thresholds, recalls):
-        m = _clear(_run(frames, track_score >= thr_score, threshold, track_score), r)
+        m = _clear(sweep, sweep.run(track_score >= thr_score, track_score), r)
         s_mota, mota, motp = s_mota + m["sMOTA"], mota + m["MOTA"], motp + m["MOTP"]
         if m["MOTA"] > best_mota:
             best_mota, best_thr = m["MOTA"], thr_score
-    best = _run(frames, track_score >= best_thr, threshold, track_score)
-    out = _clear(best)
+    best = sweep.run(track_score >= best_thr, track_score)
+    out = _clear(sweep, best)
     out.pop("sMOTA")
-    out.update(hota(frames, best.counted))
+    gs, ts = sweep.g_start, sweep.t_start
+    counted = [(best.counted_gt[gs[i] : gs[i + 1]], best.counted_trk[ts[i] : ts[i + 1]]) for i in range(len(frames))]
+    out.update(hota(frames, counted))
     out.update({"sAMOTA": s_mota / N_RECALL_POINTS, "AMOTA": mota / N_RECALL_POINTS, "AMOTP": motp / N_RECALL_POINTS})
     out["score_threshold"] = best_thr
     return out

@@ -12,7 +12,8 @@ from collections.abc import Callable
 import numpy as np
 from scipy.optimize import linear_sum_assignment
 
-from perception.core import bev_corners, bev_intersection, bev_iou, iou2d, iou3d
+from perception.core import bev_corners, iou2d
+from perception.core.iou import quad_intersection_area
 from perception.errors import ConfigError
 
 _CHUNK_PAIRS = 20_000
@@ -43,33 +44,81 @@ def _hull_area(points: np.ndarray) -> np.ndarray:
     return 0.5 * np.where(edge, shoelace, 0.0).sum(axis=(1, 2))
 
 
-def giou3d(a: np.ndarray, b: np.ndarray) -> np.ndarray:
-    """Generalised 3D IoU of upright boxes: (N, 7), (M, 7) -> (N, M) in [-1, 1].
+def _height_overlap(a: np.ndarray, b: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Paired (K, 7) boxes -> (K,) shared height and (K,) joint height span."""
+    top_a, top_b, bot_a, bot_b = (
+        a[:, 2] + a[:, 5] / 2,
+        b[:, 2] + b[:, 5] / 2,
+        a[:, 2] - a[:, 5] / 2,
+        b[:, 2] - b[:, 5] / 2,
+    )
+    shared = np.clip(np.minimum(top_a, top_b) - np.maximum(bot_a, bot_b), 0.0, None)
+    return shared, np.maximum(top_a, top_b) - np.minimum(bot_a, bot_b)
+
+
+def _paired_iou_giou(a: np.ndarray, b: np.ndarray, generalised: bool) -> np.ndarray:
+    ca, cb = bev_corners(a), bev_corners(b)
+    shared, span = _height_overlap(a, b)
+    inter = quad_intersection_area(ca, cb) * shared
+    union = np.maximum(a[:, 3:6].prod(1) + b[:, 3:6].prod(1) - inter, 1e-9)
+    if not generalised:
+        return inter / union
+    hull = np.maximum(_hull_area(np.concatenate([ca, cb], axis=1)) * span, 1e-9)
+    return inter / union - (hull - union) / hull
+
+
+def paired_giou3d(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """Generalised 3D IoU of paired upright boxes (K, 7), (K, 7) -> (K,) in [-1, 1].
 
     GIoU = IoU - (V_hull - V_union) / V_hull, the hull being the BEV convex hull of both boxes
     extruded over their joint height span (as AB3DMOT's ``giou_3d``).
     """
+    return _paired_iou_giou(a, b, True)
+
+
+def paired_iou3d(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """3D IoU of paired upright boxes (K, 7), (K, 7) -> (K,)."""
+    return _paired_iou_giou(a, b, False)
+
+
+def paired_iou_bev(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    inter = quad_intersection_area(bev_corners(a), bev_corners(b))
+    return inter / np.maximum(a[:, 3] * a[:, 4] + b[:, 3] * b[:, 4] - inter, 1e-9)
+
+
+# name -> function of paired tracks (K, 7) and detections (K, 7) -> (K,) similarity, higher is better
+SIMILARITIES_3D: dict[str, Callable[[np.ndarray, np.ndarray], np.ndarray]] = {
+    "iou_3d": paired_iou3d,
+    "giou_3d": paired_giou3d,
+    "iou_bev": paired_iou_bev,
+    "dist_3d": lambda a, b: -np.sqrt(((a[:, :3] - b[:, :3]) ** 2).sum(-1)),
+    "dist_bev": lambda a, b: -np.sqrt(((a[:, :2] - b[:, :2]) ** 2).sum(-1)),
+}
+
+
+def similarity_3d(name: str, tracks: np.ndarray, dets: np.ndarray, gate_m: float = np.inf) -> np.ndarray:
+    """(N, 7) tracks x (M, 7) detections -> (N, M) similarity; pairs whose BEV centres are more
+    than ``gate_m`` apart are -inf (never matched) and cost nothing to evaluate."""
+    sim = np.full((len(tracks), len(dets)), -np.inf)
+    if sim.size == 0:
+        return sim
+    d2 = ((tracks[:, None, :2] - dets[None, :, :2]) ** 2).sum(-1)
+    ii, jj = np.nonzero(d2 <= gate_m * gate_m)
+    if len(ii):
+        sim[ii, jj] = SIMILARITIES_3D[name](tracks[ii], dets[jj])
+    return sim
+
+
+def giou3d(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """Generalised 3D IoU of every pair: (N, 7), (M, 7) -> (N, M)."""
     a = np.asarray(a, dtype=np.float64).reshape(-1, 7)
     b = np.asarray(b, dtype=np.float64).reshape(-1, 7)
-    n, m = len(a), len(b)
-    if n == 0 or m == 0:
-        return np.zeros((n, m))
-    top = np.minimum((a[:, 2] + a[:, 5] / 2)[:, None], (b[:, 2] + b[:, 5] / 2)[None, :])
-    bottom = np.maximum((a[:, 2] - a[:, 5] / 2)[:, None], (b[:, 2] - b[:, 5] / 2)[None, :])
-    inter = bev_intersection(a, b) * np.clip(top - bottom, 0.0, None)
-    union = a[:, 3:6].prod(1)[:, None] + b[:, 3:6].prod(1)[None, :] - inter
-    span = np.maximum((a[:, 2] + a[:, 5] / 2)[:, None], (b[:, 2] + b[:, 5] / 2)[None, :]) - np.minimum(
-        (a[:, 2] - a[:, 5] / 2)[:, None], (b[:, 2] - b[:, 5] / 2)[None, :]
-    )
-    ca, cb = bev_corners(a), bev_corners(b)
-    ii, jj = np.meshgrid(np.arange(n), np.arange(m), indexing="ij")
-    ii, jj = ii.ravel(), jj.ravel()
-    hull = np.empty(n * m)
-    for s in range(0, n * m, _CHUNK_PAIRS):
+    out = np.zeros((len(a), len(b)))
+    ii, jj = np.nonzero(np.ones(out.shape, bool))
+    for s in range(0, len(ii), _CHUNK_PAIRS):
         i, j = ii[s : s + _CHUNK_PAIRS], jj[s : s + _CHUNK_PAIRS]
-        hull[s : s + _CHUNK_PAIRS] = _hull_area(np.concatenate([ca[i], cb[j]], axis=1))
-    hull_vol = np.maximum(hull.reshape(n, m) * span, 1e-9)
-    return inter / np.maximum(union, 1e-9) - (hull_vol - union) / hull_vol
+        out[i, j] = paired_giou3d(a[i], b[j])
+    return out
 
 
 def centre_distance(a: np.ndarray, b: np.ndarray) -> np.ndarray:
@@ -86,14 +135,6 @@ def mahalanobis(z_pred: np.ndarray, S: np.ndarray, z: np.ndarray) -> np.ndarray:
     return np.sqrt(np.maximum((diff * sol).sum(-1), 0.0))
 
 
-# name -> function (tracks (N, 7), detections (M, 7)) -> (N, M) similarity, higher is better
-SIMILARITIES_3D: dict[str, Callable[[np.ndarray, np.ndarray], np.ndarray]] = {
-    "iou_3d": iou3d,
-    "giou_3d": giou3d,
-    "iou_bev": bev_iou,
-    "dist_3d": lambda a, b: -centre_distance(a, b),
-    "dist_bev": lambda a, b: -centre_distance(a[:, :2], b[:, :2]),
-}
 SIMILARITIES_2D: dict[str, Callable[[np.ndarray, np.ndarray], np.ndarray]] = {"iou_2d": iou2d}
 
 

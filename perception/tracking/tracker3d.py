@@ -17,7 +17,7 @@ import numpy as np
 
 from perception.core import SE3, Boxes3D, wrap_angle
 from perception.errors import ConfigError
-from perception.tracking.association import SIMILARITIES_3D, check_similarity, mahalanobis, match
+from perception.tracking.association import SIMILARITIES_3D, check_similarity, mahalanobis, match, similarity_3d
 from perception.tracking.kalman import BatchKalman
 from perception.tracking.tracks import Lifecycle, TrackSet, check_fields
 
@@ -32,6 +32,7 @@ class Params3D(Lifecycle):
         similarity: ``giou_3d``, ``iou_3d``, ``iou_bev``, ``dist_3d``, ``dist_bev`` or ``mahalanobis``.
         threshold: smallest similarity of a match (distances are negated: -2.0 means 2 m).
         matcher: ``hungarian`` or ``greedy``.
+        gate_m: pairs whose BEV centres are farther apart never match (and cost nothing).
         measure_var: (7,) detection noise variances of x y z l w h yaw.
         process_var: (10,) process noise per time step of x y z l w h yaw vx vy vz.
         init_var: (10,) initial variances (velocities start unknown).
@@ -41,6 +42,7 @@ class Params3D(Lifecycle):
     similarity: str = "giou_3d"
     threshold: float = -0.2
     matcher: str = "hungarian"
+    gate_m: float = 5.0
     measure_var: tuple[float, ...] = (1.0,) * 7
     process_var: tuple[float, ...] = (1.0,) * 7 + (0.01,) * 3
     init_var: tuple[float, ...] = (10.0,) * 7 + (1e4,) * 3
@@ -124,7 +126,7 @@ class Tracker3D:
         if p.similarity == "mahalanobis":
             sim = -mahalanobis(pred, ts.kf.innovation_cov(), z)
         else:
-            sim = SIMILARITIES_3D[p.similarity](pred, z)
+            sim = similarity_3d(p.similarity, pred, z, p.gate_m)
         rows, cols = match(sim, p.threshold, p.matcher)
         zm = z[cols].copy()
         diff = wrap_angle(zm[:, _YAW] - pred[rows, _YAW])
