@@ -21,6 +21,7 @@ import numpy as np
 from perception.core import SE3, Boxes3D, Calibration, CameraIntrinsics, Frame, PointCloud
 from perception.data.base import DatasetSpec, DriveDataset
 from perception.data.category_map import DROP, CategoryMap
+from perception.data.convert_kitti import KittiRowsMixin
 from perception.data.tables import column, feather_columns, read_feather
 from perception.errors import CorruptFileError, DataError
 
@@ -152,7 +153,7 @@ def read_annotations(path: Path, categories: CategoryMap) -> _Annotations:
     return _Annotations(ts[order], boxes[order], labels[order], track_ids[order].astype(np.int64), num[order])
 
 
-class Argoverse2Dataset(DriveDataset):
+class Argoverse2Dataset(KittiRowsMixin, DriveDataset):
     """Argoverse 2 sensor logs. Options: ``cameras`` (list, default the 7 ring cameras that exist)."""
 
     name = "argoverse2"

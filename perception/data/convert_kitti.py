@@ -114,6 +114,14 @@ def _num_points(frame: Frame) -> np.ndarray:
     return count_points_in_boxes(frame.points.xyz, frame.boxes3d.xyz_lwh_yaw)
 
 
+class KittiRowsMixin:
+    """``kitti_objects(i)`` for loaders of non-KITTI datasets, so the KITTI evaluator works on them."""
+
+    def kitti_objects(self, i: int) -> KittiObjects:
+        """Frame ``i``'s boxes as KITTI rows in its front camera's frame (``frame_to_kitti``)."""
+        return frame_to_kitti(self.load_frame(i, points=False, images=False))[0]
+
+
 def points_xyzi(frame: Frame) -> np.ndarray:
     """(N, 4) float32 ego-frame x y z intensity (zeros when the cloud has no intensity)."""
     pts = frame.points

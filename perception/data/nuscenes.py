@@ -32,6 +32,7 @@ import numpy as np
 from perception.core import SE3, Boxes3D, Calibration, CameraIntrinsics, Frame, PointCloud
 from perception.data.base import DatasetSpec, DriveDataset
 from perception.data.category_map import DROP, CategoryMap
+from perception.data.convert_kitti import KittiRowsMixin
 from perception.errors import ConfigError, CorruptFileError, DataError
 
 # Official category -> detection class table of the nuScenes detection challenge (devkit eval).
@@ -138,7 +139,7 @@ class _Sample:
     timestamp_us: float
 
 
-class NuScenesDataset(DriveDataset):
+class NuScenesDataset(KittiRowsMixin, DriveDataset):
     """Keyframes of the scenes of one split. Options: ``version``, ``lidar``, ``cameras``, ``sweeps``.
 
     A split entry is ``{version: v1.0-mini, scenes: [scene-0061, ...]}`` (scenes left out: all

@@ -31,6 +31,7 @@ import numpy as np
 from perception.core import SE3, Boxes2D, Boxes3D, Calibration, CameraIntrinsics, Frame, PointCloud
 from perception.data.base import DatasetSpec, DriveDataset
 from perception.data.category_map import DROP, CategoryMap
+from perception.data.convert_kitti import KittiRowsMixin
 from perception.data.tables import column, list_column, parquet_columns, read_parquet
 from perception.data.tfrecord import read_record, record_index
 from perception.data.waymo_proto import CAMERA_NAMES, LABEL_TYPES, LASER_NAMES, MatrixFloat
@@ -112,7 +113,7 @@ def boxes2d_from_xywh(centre_xy: np.ndarray, size_xy: np.ndarray, labels: np.nda
     return Boxes2D(xyxy, labels[keep], track_ids=[track_id(i) for i, k in zip(ids, keep, strict=True) if k])
 
 
-class WaymoDataset(DriveDataset):
+class WaymoDataset(KittiRowsMixin, DriveDataset):
     """Waymo v1 tfrecords: one frame per record. A split names a folder under root (none: all files)."""
 
     name = "waymo"
@@ -243,7 +244,7 @@ _CAM_CAL = "[CameraCalibrationComponent]."
 _CAM_BOX = "[CameraBoxComponent]."
 
 
-class WaymoV2Dataset(DriveDataset):
+class WaymoV2Dataset(KittiRowsMixin, DriveDataset):
     """Waymo v2 parquet components, one frame per ``vehicle_pose`` row (see module docstring)."""
 
     name = "waymo_v2"
