@@ -106,7 +106,9 @@ class LidarModel:
         t = t_best[keep] + rng.normal(0.0, self.range_noise_m, int(keep.sum()))
         xyz = dirs[keep] * t[:, None]
         hit = hit[keep]
-        refl = np.where(hit >= 0, np.asarray(reflectivity)[hit], ground_reflectivity(xyz[:, :2]))
+        refl = ground_reflectivity(xyz[:, :2])
+        on_box = hit >= 0
+        refl[on_box] = np.asarray(reflectivity)[hit[on_box]]
         intensity = np.clip(refl * (0.4 + 0.6 * cos_inc[keep]) + rng.normal(0.0, 0.02, len(t)), 0.0, 1.0)
         return np.column_stack([xyz, intensity]).astype(np.float32), hit
 
