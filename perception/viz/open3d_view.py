@@ -8,6 +8,7 @@ projects through the renderer's own camera matrices, so they read crisply at any
 
 from __future__ import annotations
 
+import gc
 import os
 from collections.abc import Iterable
 from pathlib import Path
@@ -67,28 +68,50 @@ def boxes_geometry(boxes: Boxes3D, colors: list) -> object:
     return line_set
 
 
-class OffscreenView:
-    """An off-screen open3d renderer, reused across frames (creating one costs about a second).
+_RENDERER: dict[str, object] = {}  # the one live OffscreenRenderer: open3d aborts if two exist at once
 
-    ``render`` returns BGR uint8 images of ``width`` x ``height``. In the ego frame the camera is
-    the chase camera by default, so a sequence rendered frame by frame follows the car.
+
+def _shared_renderer(width: int, height: int):
+    """The process's off-screen renderer of this size, replacing (and first freeing) one of another size."""
+    cached = _RENDERER.get("renderer")
+    if cached is not None and _RENDERER.get("size") == (width, height):
+        return cached
+    _RENDERER.clear()
+    del cached
+    gc.collect()  # the old renderer must be gone before a new one starts
+    os.environ.setdefault("EGL_PLATFORM", "surfaceless")  # headless EGL when Vulkan is absent
+    o3d = _open3d()
+    try:
+        renderer = o3d.visualization.rendering.OffscreenRenderer(width, height)
+    except Exception as e:  # noqa: BLE001 - open3d raises plain RuntimeError for every failure
+        raise PerceptionError(
+            f"open3d cannot render off screen here ({e}); install mesa-vulkan-drivers or libegl1"
+        ) from None
+    renderer.scene.view.set_post_processing(False)  # no tone mapping: colours as given
+    _RENDERER.update(renderer=renderer, size=(width, height))
+    return renderer
+
+
+class OffscreenView:
+    """Off-screen open3d rendering at ``width`` x ``height``; BGR uint8 images out.
+
+    The renderer behind it is shared by the whole process (creating one costs about a second, and
+    open3d cannot run two at once). In the ego frame the camera is the chase camera by default, so
+    a sequence rendered frame by frame follows the car.
     """
 
     def __init__(self, width: int = 1280, height: int = 720, fov_deg: float = 60.0):
-        os.environ.setdefault("EGL_PLATFORM", "surfaceless")  # headless EGL when Vulkan is absent
-        o3d = _open3d()
-        try:
-            self.renderer = o3d.visualization.rendering.OffscreenRenderer(width, height)
-        except Exception as e:  # noqa: BLE001 - open3d raises plain RuntimeError for every failure
-            raise PerceptionError(
-                f"open3d cannot render off screen here ({e}); install mesa-vulkan-drivers or libegl1"
-            ) from None
-        self.renderer.scene.view.set_post_processing(False)  # no tone mapping: colours as given
         self.width, self.height, self.fov_deg = width, height, fov_deg
+        _shared_renderer(width, height)  # fail here, not at the first frame, when rendering cannot work
+        o3d = _open3d()
         self._mat_points = o3d.visualization.rendering.MaterialRecord()
         self._mat_points.shader, self._mat_points.point_size = "defaultUnlit", 2.0
         self._mat_lines = o3d.visualization.rendering.MaterialRecord()
         self._mat_lines.shader, self._mat_lines.line_width = "unlitLine", 3.0
+
+    @property
+    def renderer(self):
+        return _shared_renderer(self.width, self.height)
 
     def render(
         self,
@@ -101,7 +124,8 @@ class OffscreenView:
         labels: bool = True,
     ) -> np.ndarray:
         """Render points and boxes (ego frame) seen from ``eye`` towards ``centre`` (metres, z up)."""
-        scene = self.renderer.scene
+        renderer = self.renderer
+        scene = renderer.scene
         scene.clear_geometry()
         scene.set_background(list(BACKGROUND_RGBA))
         if points_xyz is not None and len(points_xyz):
@@ -113,8 +137,8 @@ class OffscreenView:
         if boxes is not None and len(boxes):
             colors = box_colors(boxes.labels, boxes.track_ids, class_names, by_track=True)
             scene.add_geometry("boxes", boxes_geometry(boxes, colors), self._mat_lines)
-        self.renderer.setup_camera(self.fov_deg, list(centre), list(eye), [0.0, 0.0, 1.0])
-        rgb = np.asarray(self.renderer.render_to_image())
+        renderer.setup_camera(self.fov_deg, list(centre), list(eye), [0.0, 0.0, 1.0])
+        rgb = np.asarray(renderer.render_to_image())
         image = np.ascontiguousarray(rgb[..., ::-1])
         if labels and colors:
             self._draw_labels(image, boxes, class_names, colors)
