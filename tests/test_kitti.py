@@ -296,3 +296,19 @@ def test_format_label_lines_two_decimals() -> None:
     assert format_label_lines(objs) == [
         "Pedestrian 0.50 1 -0.12 1.00 2.00 3.00 4.00 1.70 0.60 0.80 -1.25 1.50 10.00 0.50"
     ]
+
+
+def test_points_bin_mapped_copy_on_write(tmp_path: Path) -> None:
+    path = tmp_path / "p.bin"
+    big = np.full((3, 4), 1e30, np.float32)  # finite, but the sum of squares overflows: must not be an error
+    big.tofile(path)
+    pts = read_points_bin(path)
+    np.testing.assert_array_equal(pts, big)
+    pts[0, 0] = 7.0  # writable, and the file is untouched
+    assert np.fromfile(path, np.float32)[0] == np.float32(1e30)
+    path.write_bytes(b"")
+    assert read_points_bin(path).shape == (0, 4)
+    with pytest.raises(CorruptFileError, match="not a regular file"):
+        read_points_bin(tmp_path)
+    with pytest.raises(DataError, match="missing.bin: file not found"):
+        read_points_bin(tmp_path / "missing.bin")
