@@ -22,10 +22,11 @@ from dataclasses import dataclass, field, replace
 
 import numpy as np
 
-from perception.core import SE3, Boxes3D, Calibration, Frame, bev_iou, iou2d, iou3d
+from perception.core import SE3, Boxes3D, Calibration, Frame
 from perception.data.kitti_format import _MIN_HEIGHT_PX, RECT, KittiObjects, boxes3d_to_objects, kitti_difficulty
 from perception.errors import ConfigError, ShapeError
-from perception.eval.kitti_match import chunked, get_thresholds, pr_counts, tp_scores
+from perception.eval.kitti_match import MAX_CELLS, MatchBatch, get_thresholds, pr_counts, tp_scores
+from perception.eval.pair_iou import frame_pairs, paired_bev_and_3d_iou, paired_iou2d
 
 DIFFICULTIES = ("easy", "moderate", "hard")
 METRICS = ("bbox", "bev", "3d")
@@ -81,60 +82,114 @@ def camera_boxes7(objs: KittiObjects) -> np.ndarray:
     return np.column_stack([x, z, -y + h / 2, l, w, h, -objs.rotation_y])
 
 
-def _overlaps(gt: KittiObjects, dt: KittiObjects, metric: str) -> np.ndarray:
-    if metric == "bbox":
-        return iou2d(gt.bbox, dt.bbox)
-    fn = bev_iou if metric == "bev" else iou3d
-    return fn(camera_boxes7(gt), camera_boxes7(dt))
+def _concat(objs: list[KittiObjects]) -> KittiObjects:
+    """All frames' rows in one ``KittiObjects`` (score kept only when every frame has one)."""
+    parts = [*objs, KittiObjects.empty()]
+    names = ("type", "truncated", "occluded", "alpha", "bbox", "dimensions_hwl", "location", "rotation_y")
+    score = np.concatenate([o.score for o in objs] + [np.zeros(0)]) if all(o.score is not None for o in objs) else None
+    return KittiObjects(**{n: np.concatenate([getattr(o, n) for o in parts]) for n in names}, score=score)
 
 
-def _dontcare_overlap(dt: KittiObjects, dc: np.ndarray) -> np.ndarray:
-    """(D,) largest intersection / detection area with any DontCare box (devkit criterion 0)."""
-    if len(dc) == 0 or len(dt) == 0:
-        return np.zeros(len(dt))
-    a, b = dt.bbox[:, None, :], dc[None, :, :]
-    w = np.minimum(a[..., 2], b[..., 2]) - np.maximum(a[..., 0], b[..., 0])
-    h = np.minimum(a[..., 3], b[..., 3]) - np.maximum(a[..., 1], b[..., 1])
-    area = ((dt.bbox[:, 2] - dt.bbox[:, 0]) * (dt.bbox[:, 3] - dt.bbox[:, 1]))[:, None]
+@dataclass(frozen=True)
+class _Flat:
+    """Rows of all frames: ``rows`` concatenated, ``frame`` / ``pos`` (index within the frame) per row."""
+
+    rows: KittiObjects
+    counts: np.ndarray  # (F,)
+    frame: np.ndarray
+    pos: np.ndarray
+    types: np.ndarray  # lower-case
+
+    @classmethod
+    def of(cls, objs: list[KittiObjects]) -> _Flat:
+        counts = np.array([len(o) for o in objs], np.int64)
+        frame = np.repeat(np.arange(len(objs)), counts)
+        pos = np.arange(len(frame)) - np.repeat(np.cumsum(counts) - counts, counts)
+        rows = _concat(objs)
+        return cls(rows, counts, frame, pos, np.char.lower(rows.type.astype(str)))
+
+
+def _pair_overlaps(gt: _Flat, dt: _Flat, metrics: tuple[str, ...]) -> tuple[dict[str, np.ndarray], np.ndarray]:
+    """IoU of every same-frame (gt, det) pair per metric, in ``frame_pairs`` order, and (D,) the
+    largest DontCare overlap of each detection (intersection / detection area, devkit criterion 0)."""
+    gi, di = frame_pairs(gt.counts, dt.counts)
+    out = {}
+    if "bbox" in metrics:
+        out["bbox"] = paired_iou2d(gt.rows.bbox[gi], dt.rows.bbox[di])
+    if "bev" in metrics or "3d" in metrics:
+        out["bev"], out["3d"] = paired_bev_and_3d_iou(camera_boxes7(gt.rows[gi]), camera_boxes7(dt.rows[di]))
+    dc = gt.types[gi] == "dontcare"
+    a, b = dt.rows.bbox[di[dc]], gt.rows.bbox[gi[dc]]
+    w = np.minimum(a[:, 2], b[:, 2]) - np.maximum(a[:, 0], b[:, 0])
+    h = np.minimum(a[:, 3], b[:, 3]) - np.maximum(a[:, 1], b[:, 1])
     with np.errstate(divide="ignore", invalid="ignore"):
-        ratio = np.where((w > 0) & (h > 0), w * h / area, 0.0)
-    return np.nan_to_num(ratio).max(axis=1)
+        ratio = np.where((w > 0) & (h > 0), w * h / ((a[:, 2] - a[:, 0]) * (a[:, 3] - a[:, 1])), 0.0)
+    dc_overlap = np.zeros(len(dt.frame))
+    np.maximum.at(dc_overlap, di[dc], np.nan_to_num(ratio))
+    return out, dc_overlap
 
 
-def _flags(gt: KittiObjects, dt: KittiObjects, cls: str, level: int) -> tuple[np.ndarray, np.ndarray]:
-    """Devkit ``cleanData``: (G,) ground-truth and (D,) detection flags, 0 counted / 1 ignored / -1 other."""
-    gt_types, dt_types = np.char.lower(gt.type.astype(str)), np.char.lower(dt.type.astype(str))
-    diff = kitti_difficulty(gt)
-    inside = (diff >= 0) & (diff <= level)
-    same = gt_types == cls.lower()
-    neighbour = gt_types == _NEIGHBOUR.get(cls.lower(), "\0")
+def _flags(gt: _Flat, dt: _Flat, difficulty: np.ndarray, cls: str, level: int) -> tuple[np.ndarray, np.ndarray]:
+    """Devkit ``cleanData`` over all frames: ground-truth and detection flags, 0 counted / 1 ignored / -1 other."""
+    inside = (difficulty >= 0) & (difficulty <= level)
+    same = gt.types == cls.lower()
+    neighbour = gt.types == _NEIGHBOUR.get(cls.lower(), "\0")
     gt_flag = np.where(same & inside, 0, np.where(neighbour | same, 1, -1))
-    small = np.abs(dt.bbox[:, 3] - dt.bbox[:, 1]) < _MIN_HEIGHT_PX[level]
-    dt_flag = np.where(small, 1, np.where(dt_types == cls.lower(), 0, -1))
+    small = np.abs(dt.rows.bbox[:, 3] - dt.rows.bbox[:, 1]) < _MIN_HEIGHT_PX[level]
+    dt_flag = np.where(small, 1, np.where(dt.types == cls.lower(), 0, -1))
     return gt_flag.astype(np.int8), dt_flag.astype(np.int8)
 
 
-def _frame_inputs(gt, dt, overlap, dc_overlap, cls, level) -> dict[str, np.ndarray]:
-    gt_flag, dt_flag = _flags(gt, dt, cls, level)
-    gi, di = np.nonzero(gt_flag >= 0)[0], np.nonzero(dt_flag >= 0)[0]
-    return {
-        "overlap": overlap[np.ix_(gi, di)], "gt_flag": gt_flag[gi], "det_flag": dt_flag[di], "score": dt.score[di],
-        "dc_overlap": dc_overlap[di], "gt_alpha": gt.alpha[gi], "det_alpha": dt.alpha[di],
-    }  # fmt: skip
+def _padded(flat: _Flat, keep: np.ndarray, frames: slice) -> np.ndarray:
+    """(F', K) flat row indices of the kept rows of frames ``frames``, -1 padded."""
+    rows = np.nonzero(keep & (flat.frame >= frames.start) & (flat.frame < frames.stop))[0]
+    f = flat.frame[rows] - frames.start
+    rank = np.arange(len(rows)) - np.searchsorted(f, f, "left")
+    out = np.full((frames.stop - frames.start, int(rank.max()) + 1 if len(rows) else 1), -1)
+    out[f, rank] = rows
+    return out
 
 
-def _curves(frames: list[dict], thr: float, dontcare: bool) -> tuple[np.ndarray, np.ndarray, int]:
+def _gather(values: np.ndarray, index: np.ndarray, fill: float) -> np.ndarray:
+    """``values[index]`` with ``fill`` where ``index`` is -1 (padding)."""
+    if len(values) == 0:
+        return np.full(index.shape, fill)
+    return np.where(index >= 0, values[np.maximum(index, 0)], fill)
+
+
+def _batches(gt: _Flat, dt: _Flat, flags: tuple, ious: np.ndarray, dc_overlap: np.ndarray, depth: int):
+    """Padded ``MatchBatch``es over chunks of frames, each within ``MAX_CELLS`` for ``depth`` thresholds."""
+    gt_flag, dt_flag = flags
+    widest = max(int(np.bincount(dt.frame[dt_flag >= 0], minlength=1).max(initial=0)), 1)
+    tallest = max(int(np.bincount(gt.frame[gt_flag >= 0], minlength=1).max(initial=0)), 1)
+    step = max(1, MAX_CELLS // (widest * max(depth, tallest)))
+    pair_start = np.cumsum(gt.counts * dt.counts) - gt.counts * dt.counts
+    for start in range(0, len(gt.counts), step):
+        frames = slice(start, min(start + step, len(gt.counts)))
+        g, d = _padded(gt, gt_flag >= 0, frames), _padded(dt, dt_flag >= 0, frames)
+        f = np.arange(frames.start, frames.stop)[:, None, None]
+        pair = pair_start[f] + _gather(gt.pos, g, 0)[:, :, None] * dt.counts[f] + _gather(dt.pos, d, 0)[:, None, :]
+        real = (g[:, :, None] >= 0) & (d[:, None, :] >= 0)
+        yield MatchBatch(
+            overlap=_gather(ious, np.where(real, pair, -1), -1.0), gt_flag=_gather(gt_flag, g, -1),
+            det_flag=_gather(dt_flag, d, -1), score=_gather(dt.rows.score, d, -np.inf),
+            dc_overlap=_gather(dc_overlap, d, 0.0), gt_alpha=_gather(gt.rows.alpha, g, 0.0),
+            det_alpha=_gather(dt.rows.alpha, d, 0.0),
+        )  # fmt: skip
+
+
+def _curves(gt, dt, flags, ious, dc_overlap, thr: float, dontcare: bool) -> tuple[np.ndarray, np.ndarray, int]:
     """(41,) interpolated precision and AOS for one class / difficulty / metric, and the GT count."""
-    num_gt = int(sum((f["gt_flag"] == 0).sum() for f in frames))
+    num_gt = int((flags[0] == 0).sum())
     precision, aos = np.zeros(N_SAMPLE_PTS), np.zeros(N_SAMPLE_PTS)
     if num_gt == 0:
         return precision, aos, 0
-    scores = np.concatenate([tp_scores(b, thr) for b in chunked(frames, 1)])
+    scores = np.concatenate([tp_scores(b, thr) for b in _batches(gt, dt, flags, ious, dc_overlap, 1)])
     thresholds = get_thresholds(scores, num_gt, N_SAMPLE_PTS)
     if len(thresholds) == 0:
         return precision, aos, num_gt
     totals = {"tp": 0, "fp": 0, "fn": 0, "similarity": 0.0}
-    for batch in chunked(frames, len(thresholds)):
+    for batch in _batches(gt, dt, flags, ious, dc_overlap, len(thresholds)):
         for k, v in pr_counts(batch, thr, thresholds, dontcare).items():
             totals[k] = totals[k] + v
     n = len(thresholds)
@@ -181,19 +236,21 @@ def evaluate_kitti(
         raise ConfigError(f"unknown KITTI metric(s) {sorted(bad)}; choose from {list(METRICS)}")
     dt = [d if d.score is not None else replace(d, score=np.zeros(0)) for d in dt]
     with_aos = "bbox" in metrics and all((d.alpha != -10).all() for d in dt)
-    dc = [g.bbox[np.char.lower(g.type.astype(str)) == "dontcare"] for g in gt]
-    dc_ov = [_dontcare_overlap(d, c) for d, c in zip(dt, dc)]
+    g_flat, d_flat = _Flat.of(gt), _Flat.of(dt)
+    difficulty = kitti_difficulty(g_flat.rows)
+    ious, dc_overlap = _pair_overlaps(g_flat, d_flat, metrics)
     ap11: dict = {}
     ap40: dict = {}
     prec: dict = {}
     num_gt: dict = {}
     thresholds = {m: {c: min_overlap(m, c, overlaps) for c in classes} for m in metrics}
-    for metric in metrics:
-        ious = [_overlaps(g, d, metric) for g, d in zip(gt, dt)]
-        for cls in classes:
-            for level, name in enumerate(DIFFICULTIES):
-                frames = [_frame_inputs(g, d, o, c, cls, level) for g, d, o, c in zip(gt, dt, ious, dc_ov)]
-                p, aos, n = _curves(frames, thresholds[metric][cls], dontcare=metric == "bbox")
+    for cls in classes:
+        for level, name in enumerate(DIFFICULTIES):
+            flags = _flags(g_flat, d_flat, difficulty, cls, level)
+            for metric in metrics:
+                p, aos, n = _curves(
+                    g_flat, d_flat, flags, ious[metric], dc_overlap, thresholds[metric][cls], metric == "bbox"
+                )
                 num_gt.setdefault(cls, {})[name] = n
                 curves = {metric: p, "aos": aos} if metric == "bbox" and with_aos else {metric: p}
                 for m, curve in curves.items():

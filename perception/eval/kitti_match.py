@@ -22,7 +22,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-_MAX_CELLS = 2_000_000  # F * T * D elements per chunk, to bound memory
+MAX_CELLS = 2_000_000  # elements of one (F, T or G, D) array: bounds memory per chunk of frames
 
 
 @dataclass
@@ -46,40 +46,6 @@ class MatchBatch:
     dc_overlap: np.ndarray
     gt_alpha: np.ndarray
     det_alpha: np.ndarray
-
-    @classmethod
-    def from_frames(cls, frames: list[dict[str, np.ndarray]]) -> MatchBatch:
-        """Pad per-frame dicts with the same keys (unpadded shapes (G, D), (G,), (D,)...)."""
-        f = len(frames)
-        g = max([len(x["gt_flag"]) for x in frames] + [1])
-        d = max([len(x["det_flag"]) for x in frames] + [1])
-        out = cls(
-            overlap=np.full((f, g, d), -1.0), gt_flag=np.full((f, g), -1, np.int8), det_flag=np.full((f, d), -1, np.int8),
-            score=np.full((f, d), -np.inf), dc_overlap=np.zeros((f, d)), gt_alpha=np.zeros((f, g)), det_alpha=np.zeros((f, d)),
-        )  # fmt: skip
-        for i, x in enumerate(frames):
-            ng, nd = len(x["gt_flag"]), len(x["det_flag"])
-            out.overlap[i, :ng, :nd] = x["overlap"]
-            for name in ("gt_flag", "gt_alpha"):
-                getattr(out, name)[i, :ng] = x[name]
-            for name in ("det_flag", "score", "dc_overlap", "det_alpha"):
-                getattr(out, name)[i, :nd] = x[name]
-        return out
-
-
-def chunked(frames: list[dict[str, np.ndarray]], num_thresholds: int) -> list[MatchBatch]:
-    """Split frames into padded batches of bounded size."""
-    out, start = [], 0
-    while start < len(frames):
-        stop, widest = start, 1
-        while stop < len(frames):
-            widest = max(widest, len(frames[stop]["det_flag"]))
-            if stop > start and (stop - start + 1) * widest * max(num_thresholds, 1) > _MAX_CELLS:
-                break
-            stop += 1
-        out.append(MatchBatch.from_frames(frames[start:stop]))
-        start = stop
-    return out
 
 
 def tp_scores(batch: MatchBatch, min_overlap: float) -> np.ndarray:
