@@ -173,3 +173,10 @@ def test_registry_yaml():
     ds = load_dataset(ROOT / "datasets" / "synthetic.yaml", split="val")
     assert isinstance(ds, SyntheticDataset)
     assert len(ds) == 2 * 100 and ds.frame_key(0) == ("0006", 0)
+
+
+def test_min_height_drops_small_2d_boxes(frame):
+    tall = SyntheticDataset.from_options(sequences=2, frames=12, seed=0, val_sequences=1, min_height_px=40)
+    b2 = tall.load_frame(3, points=False, images=False).boxes2d["image_2"]
+    all2 = frame.boxes2d["image_2"]
+    assert (b2.height >= 40).all() and len(b2) == (all2.height >= 40).sum() < len(all2)

@@ -13,7 +13,7 @@ the ego pose and ground truth like KITTI's: 3D boxes of every actor in the field
 (0..70.4 m ahead, +-40 m to the side) with track ids, ground velocities (ego axes, m/s) and
 attributes ``truncated``, ``occluded`` (0..2; 3 when hidden or outside the image), ``alpha``,
 ``box2d``, ``visibility`` (visible fraction in image_2), ``num_points`` and ``difficulty``;
-2D boxes of the actors at least ``min_visibility`` visible.
+2D boxes of the actors at least ``min_visibility`` visible and ``min_height_px`` tall.
 """
 
 from __future__ import annotations
@@ -55,7 +55,7 @@ IMAGE_SIZE = (1242, 375)  # width, height
 FIELD_X_M, FIELD_Y_M = (0.0, 70.4), 40.0  # boxes of the ground truth: ahead, and to either side
 SENSE_RANGE_M = 120.0
 _OPTIONS = {"sequences": 8, "frames": 100, "seed": 0, "val_sequences": 2, "density": 1.0, "rings": 32,
-            "azimuth_steps": 1024, "min_visibility": 0.1}  # fmt: skip
+            "azimuth_steps": 1024, "min_visibility": 0.1, "min_height_px": 0.0}  # fmt: skip
 _ZONE_REFLECTIVITY = np.array([0.12, 0.15, 0.3, 0.25])
 _PAINT_REFLECTIVITY = 0.8
 _CACHED_SEQUENCES = 8
@@ -103,7 +103,8 @@ class SyntheticDataset(DriveDataset):
     Options (YAML ``options:``): ``sequences``, ``frames`` (per sequence, 10 Hz), ``seed``,
     ``val_sequences`` (the last ones form split ``val``, the others ``train``; no split: all),
     ``density`` (actors per metre of lane, x), ``rings``, ``azimuth_steps`` (lidar beams),
-    ``min_visibility`` (least visible fraction for a 2D box).
+    ``min_visibility`` (least visible fraction for a 2D box), ``min_height_px`` (least height of a
+    2D box; KITTI's evaluation ignores boxes under 25 px).
     """
 
     name = "synthetic"
@@ -225,7 +226,8 @@ class SyntheticDataset(DriveDataset):
                           velocity_xy=scene["velocity"][keep], attributes=attrs)  # fmt: skip
         objs = boxes3d_to_objects(boxes3d, self.calibration, self.class_names)
         boxes3d = boxes3d.replace(attributes={**attrs, "alpha": objs.alpha, "difficulty": kitti_difficulty(objs)})
-        shown = valid & (visible >= float(self.options["min_visibility"]))
+        tall = rects[:, 3] - rects[:, 1] >= float(self.options["min_height_px"])
+        shown = valid & (visible >= float(self.options["min_visibility"])) & tall
         boxes2d = Boxes2D(rects[shown], labels[keep][shown], track_ids=scene["track_id"][keep][shown],
                           attributes={k: attrs[k][shown] for k in ("visibility", "occluded", "truncated")})  # fmt: skip
         return _Truth(boxes3d, boxes2d)
