@@ -1,0 +1,167 @@
+"""Pillar detector parts on tiny hand-made inputs: pillarization, coders, heads, NMS, checkpoints, Predictor."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytest
+import torch
+
+from perception.core import Boxes3D, Frame, PointCloud
+from perception.deploy.predictor import load_predictor
+from perception.errors import CheckpointError, ConfigError
+from perception.models import (
+    box_coder,
+    build_model,
+    load_checkpoint,
+    load_model,
+    postprocess,
+    rotated_nms,
+    save_checkpoint,
+)
+from perception.models.center_head import gaussian_radius
+from perception.models.pillars import PillarFeatureNet, PillarGrid, assign_pillars
+
+torch.set_num_threads(1)  # the CPU is shared; one thread is fastest under load
+
+TINY = {
+    "point_range": [0.0, -8.0, -3.0, 16.0, 8.0, 1.0], "voxel_size": [1.0, 1.0], "encoder_channels": [8],
+    "backbone_channels": [8, 8, 8], "backbone_layers": [0, 0, 0], "neck_channels": [8, 8, 8], "max_detections": 20,
+}  # fmt: skip
+
+
+def test_assign_pillars_cells_trash_and_point_limit():
+    grid = PillarGrid([0, 0, -1, 4, 2, 1], [1.0, 1.0])  # 4 columns x 2 rows
+    xyz = torch.tensor([[0.5, 0.5, 0], [3.5, 1.5, 0], [3.6, 1.2, 0], [3.7, 1.9, 0], [9.0, 0.5, 0], [0.5, 0.5, 5.0]])
+    cell, _, _ = assign_pillars(xyz, torch.zeros(6, dtype=torch.long), grid, 1, max_points=0)
+    assert cell.tolist() == [0, 7, 7, 7, 8, 8]  # row 1 col 3 = 7; out of range x and z -> trash 8
+    limited, _, _ = assign_pillars(xyz, torch.zeros(6, dtype=torch.long), grid, 1, max_points=2)
+    assert limited.tolist() == [0, 7, 7, 8, 8, 8]  # the third point of cell 7 goes to the trash
+    second, _, _ = assign_pillars(xyz, torch.ones(6, dtype=torch.long), grid, 2, max_points=0)
+    assert second.tolist() == [8, 15, 15, 15, 16, 16]  # sample 1 starts after 8 cells; trash = 16
+
+
+def test_pillar_feature_net_fills_only_occupied_cells():
+    grid = PillarGrid([0, 0, -1, 4, 2, 1], [1.0, 1.0])
+    net = PillarFeatureNet(grid, 4, [6], max_points=32, decorations=["mean_offset", "centre_offset", "distance"]).eval()
+    pts = torch.tensor([[0.5, 0.5, 0, 1.0], [3.5, 1.5, 0.2, 0.5], [30.0, 0.0, 0.0, 1.0]])
+    bev = net(pts, torch.tensor([0, 1, 1]), 2)
+    assert bev.shape == (2, 6, 2, 4)
+    occupied = bev.abs().sum(dim=1) > 0
+    expected = torch.zeros(2, 2, 4, dtype=torch.bool)
+    expected[0, 0, 0] = expected[1, 1, 3] = True
+    assert torch.equal(occupied & ~expected, torch.zeros_like(occupied))  # nothing outside the occupied cells
+
+
+def test_box_coder_round_trip_and_direction():
+    anchors = torch.tensor([[10.0, 2.0, -1.0, 3.9, 1.6, 1.56, 0.0], [5.0, -3.0, -0.6, 0.8, 0.6, 1.73, math.pi / 2]])
+    boxes = torch.tensor([[10.5, 1.5, -0.8, 4.2, 1.7, 1.5, 0.3], [5.2, -2.9, -0.5, 0.9, 0.7, 1.8, 2.0]])
+    res = box_coder.encode(boxes, anchors)
+    assert torch.allclose(res[0, 0], torch.tensor(0.5 / math.hypot(3.9, 1.6)))
+    assert torch.allclose(box_coder.decode(res, anchors), boxes, atol=1e-5)
+    assert box_coder.direction_bin(torch.tensor([0.0, math.pi, -math.pi / 2]), math.pi / 4).tolist() == [1, 0, 1]
+
+
+def test_aligned_iou_and_nearest_bev():
+    a = torch.tensor([[0.0, 0.0, 2.0, 2.0]])
+    b = torch.tensor([[1.0, 1.0, 3.0, 3.0], [5.0, 5.0, 6.0, 6.0]])
+    assert torch.allclose(box_coder.aligned_iou(a, b), torch.tensor([[1 / 7, 0.0]]))
+    rotated = torch.tensor([[0.0, 0.0, 0.0, 4.0, 2.0, 1.0, math.pi / 2]])  # long side along y
+    assert torch.allclose(box_coder.nearest_bev_xyxy(rotated), torch.tensor([[-1.0, -2.0, 1.0, 2.0]]))
+
+
+def test_gaussian_radius_grows_with_size():
+    r = gaussian_radius(torch.tensor([4.0, 20.0]), torch.tensor([2.0, 10.0]), 0.1)
+    assert r[0] < r[1] and r[0] >= 0
+
+
+def test_rotated_nms_and_per_class_thresholds():
+    boxes = np.array([[0, 0, 0, 4, 2, 1.5, 0], [0.2, 0, 0, 4, 2, 1.5, 0.1], [10, 0, 0, 4, 2, 1.5, 0]], np.float32)
+    assert rotated_nms(boxes, np.array([0.9, 0.8, 0.7]), 0.1).tolist() == [0, 2]
+    dets = postprocess(boxes, np.array([0.9, 0.8, 0.35]), np.array([0, 0, 1]), [0.5, 0.4], 0.1)
+    assert len(dets) == 1 and dets.scores.tolist() == pytest.approx([0.9])  # class 1 box is under its 0.4 threshold
+    dets = postprocess(boxes, np.array([0.9, 0.8, 0.45]), np.array([0, 1, 1]), [0.5, 0.4], 0.1)
+    assert sorted(dets.labels.tolist()) == [0, 1, 1]  # NMS is per class: overlapping boxes of different classes stay
+
+
+@pytest.mark.parametrize("head", ["anchor", "center"])
+def test_model_inference_is_fixed_size_even_for_empty_clouds(head):
+    torch.manual_seed(0)
+    model = build_model({**TINY, "head": head}).eval()
+    for n, offset in ((500, 0.0), (0, 0.0), (1, 0.0), (50, 100.0)):
+        pts = torch.rand(n, 4) * torch.tensor([16.0, 16.0, 2.0, 1.0]) - torch.tensor([0.0, 8.0, 2.0, 0.0]) + offset
+        with torch.no_grad():
+            boxes, scores, labels = model(pts)
+        assert boxes.shape == (20, 7) and scores.shape == (20,) and labels.shape == (20,)
+        assert torch.isfinite(boxes).all() and ((labels >= 0) & (labels < 3)).all()
+
+
+@pytest.mark.parametrize("head", ["anchor", "center"])
+def test_training_forward_loss_decreases_on_one_frame(head):
+    torch.manual_seed(0)
+    model = build_model({**TINY, "head": head})
+    gen = torch.Generator().manual_seed(1)
+    box = torch.tensor([[8.0, 1.0, -1.0, 3.9, 1.6, 1.5, 0.4]])
+    local = (torch.rand(400, 3, generator=gen) - 0.5) * torch.tensor([3.8, 1.5, 1.4])
+    c, s = math.cos(0.4), math.sin(0.4)
+    pts = torch.stack(
+        [8 + c * local[:, 0] - s * local[:, 1], 1 + s * local[:, 0] + c * local[:, 1], -1 + local[:, 2]], 1
+    )
+    pts = torch.cat([pts, torch.ones(400, 1)], 1)
+    opt = torch.optim.Adam(model.parameters(), 3e-3)
+    losses = []
+    for _ in range(15):
+        terms = model(pts, torch.zeros(400, dtype=torch.long), 1, [box], [torch.tensor([0])])
+        loss = sum(terms.values())
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+        losses.append(loss.item())
+    assert losses[-1] < 0.5 * losses[0]
+
+
+def test_build_model_bad_config_names_the_problem():
+    with pytest.raises(ConfigError, match="did you mean 'center'"):
+        build_model({**TINY, "head": "centre"})
+    with pytest.raises(ConfigError, match="anchor_sizes has 1 entries for 3 classes"):
+        build_model({**TINY, "anchor_sizes": [[3.9, 1.6, 1.5]]})
+    with pytest.raises(ConfigError, match="unknown key model.voxel"):
+        build_model({**TINY, "voxel": [1, 1]})
+    with pytest.raises(ConfigError, match="not divisible"):
+        build_model({**TINY, "voxel_size": [0.7, 0.7]})
+
+
+def _saved(tmp_path, model_cfg):
+    model = build_model(model_cfg)
+    path = save_checkpoint(tmp_path / "m.pt", {"model": model.state_dict(), "config": {"model": model_cfg}})
+    return model, path
+
+
+def test_checkpoint_round_trip_and_foreign_architecture(tmp_path):
+    model, path = _saved(tmp_path, TINY)
+    loaded, cfg = load_model(path)
+    assert cfg["model"] == TINY and "versions" in load_checkpoint(path)
+    for k, v in model.state_dict().items():
+        assert torch.equal(v, loaded.state_dict()[k])
+    other = {**TINY, "encoder_channels": [16]}
+    ckpt = load_checkpoint(path)
+    save_checkpoint(tmp_path / "other.pt", {**ckpt, "config": {"model": other}})
+    with pytest.raises(CheckpointError, match="do not fit this architecture"):
+        load_model(tmp_path / "other.pt")
+    (tmp_path / "bad.pt").write_bytes(b"not a checkpoint")
+    with pytest.raises(CheckpointError, match="bad.pt: unreadable"):
+        load_checkpoint(tmp_path / "bad.pt")
+    assert not list(tmp_path.glob(".*tmp*"))  # atomic writes left no temporary files
+
+
+def test_predictor_returns_boxes_in_ego_frame(tmp_path):
+    _, path = _saved(tmp_path, {**TINY, "score_thresholds": [0.0, 0.0, 0.0]})
+    predictor = load_predictor(path)
+    assert predictor.class_names == ("Car", "Pedestrian", "Cyclist")
+    cloud = PointCloud(np.random.default_rng(0).uniform(-5, 15, (300, 3)).astype(np.float32), ("x", "y", "z"))
+    pred = predictor.predict(Frame("t", "", 0, 0.0, predictor.class_names, points=cloud))
+    assert isinstance(pred.boxes3d, Boxes3D) and len(pred.boxes3d) > 0  # threshold 0 keeps NMS survivors
+    assert set(pred.latency_ms) == {"preprocess", "inference", "postprocess"}
+    with pytest.raises(CheckpointError, match="unsupported weights format"):
+        load_predictor(tmp_path / "m.onnx")
