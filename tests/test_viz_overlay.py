@@ -7,7 +7,7 @@ import pytest
 
 from perception.core import SE3, Boxes2D, Boxes3D, Calibration, CameraIntrinsics
 from perception.viz.bev import BevGrid, render_bev
-from perception.viz.colors import GT_COLOR, class_color, height_colormap, track_color
+from perception.viz.colors import GT_COLOR, class_color, ground_z_range, height_colormap, track_color
 from perception.viz.overlay import clip_segments, draw_boxes2d, draw_boxes3d, draw_trails
 
 W, H = 320, 240
@@ -93,7 +93,9 @@ def test_clip_segments_hand_cases():
 def test_render_bev_places_boxes_points_and_ego():
     grid = BevGrid((-10, 30, -20, 20), 5)
     pts = np.array([[20.0, 10.0, 1.4], [20.0, -10.0, -1.9]], np.float32)
-    img = render_bev(pts, boxes([10, 5, 0, 4, 2, 1.5, 0]), class_names=CLASSES, range_m=(-10, 30, -20, 20), px_per_m=5)
+    img = render_bev(
+        pts, boxes([10, 5, 0, 4, 2, 1.5, 0]), class_names=CLASSES, range_m=(-10, 30, -20, 20), px_per_m=5, z_range_m=(-2, 1.5)
+    )
     assert img.shape == (200, 200, 3) and (grid.width, grid.height) == (200, 200)
     u, v = grid.to_px(np.array([20.0, 10.0])).astype(int)
     assert tuple(img[v, u]) == tuple(height_colormap(np.array([1.4]), -2.0, 1.5)[0])
@@ -117,3 +119,15 @@ def test_colours_are_fixed_and_distinct():
     assert track_color(5) == track_color(5)
     ids = [track_color(i) for i in range(8)]
     assert len(set(ids)) == 8
+
+
+def test_track_colours_spread_for_64_bit_ids():
+    big = [track_color(7_000_000_000_000_000_000 + i) for i in range(6)]
+    assert len(set(big)) == 6
+
+
+def test_ground_z_range_follows_the_ground():
+    ground = np.zeros(1000)
+    roof_sensor = np.concatenate([ground - 1.73, np.linspace(-1.7, 1.0, 50)])
+    assert ground_z_range(roof_sensor)[0] == pytest.approx(-1.93)
+    assert ground_z_range(roof_sensor + 1.73)[0] == pytest.approx(-0.2, abs=1e-5)

@@ -191,24 +191,30 @@ class LiveSource(Source):
 
 
 class DatasetSequenceSource(Source):
-    """The frames of one sequence of a dataset YAML (any loader), in time order, with lidar and calibration."""
+    """The frames of one sequence of a dataset (a YAML path or an open ``DriveDataset``), in time
+    order, with lidar, cameras, calibration, poses and ground truth."""
 
-    def __init__(self, yaml_path: str | Path, sequence: str | None = None, split: str | None = None, fps: float = 10.0):
+    def __init__(self, dataset, sequence: str | None = None, split: str | None = None, fps: float = 10.0):
         super().__init__()
-        from perception.data.registry import load_dataset
+        if isinstance(dataset, (str, Path)):
+            from perception.data.registry import load_dataset
 
-        self.dataset = load_dataset(yaml_path, split=split)
-        sequences = self.dataset.sequences()
+            where, dataset = dataset, load_dataset(dataset, split=split)
+        else:
+            where = getattr(getattr(dataset, "spec", None), "source", None)
+        self.dataset = dataset
+        sequences = dataset.sequences()
         if not sequences:
-            raise DataError("the dataset has no frames", path=yaml_path)
+            raise DataError("the dataset has no frames", path=where)
         if sequence is None:
             sequence = next(iter(sequences))
         if sequence not in sequences:
-            raise ConfigError(f"no sequence {sequence!r}; sequences: {sorted(sequences)[:20]}", path=yaml_path)
+            raise ConfigError(f"no sequence {sequence!r}; sequences: {sorted(sequences)[:20]}", path=where)
         self.indices = sequences[sequence]
-        self.name = f"{Path(yaml_path).stem}/{sequence}" if sequence else Path(yaml_path).stem
+        stem = Path(where).stem if where is not None else type(dataset).__name__
+        self.name = f"{stem}/{sequence}" if sequence else stem
         self.fps = fps
-        self.class_names = tuple(self.dataset.class_names)
+        self.class_names = tuple(dataset.class_names)
 
     def __iter__(self) -> Iterator[Frame]:
         for i in self.indices:

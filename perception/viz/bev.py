@@ -13,7 +13,7 @@ import cv2
 import numpy as np
 
 from perception.core import Boxes3D, Frame, PointCloud, bev_corners
-from perception.viz.colors import GT_COLOR, box_colors, height_colormap, track_color
+from perception.viz.colors import GT_COLOR, box_colors, class_color, ground_z_range, height_colormap, track_color
 from perception.viz.text import box_text, pt, put_label
 
 DEFAULT_RANGE_M = (-20.0, 60.0, -40.0, 40.0)  # x_min, x_max, y_min, y_max in the ego frame
@@ -46,7 +46,7 @@ def render_bev(
     trails: Mapping[int, np.ndarray] | None = None,
     range_m: tuple[float, float, float, float] = DEFAULT_RANGE_M,
     px_per_m: float = 10.0,
-    z_range_m: tuple[float, float] = (-2.0, 1.5),
+    z_range_m: tuple[float, float] | None = None,
     point_size_px: int = 1,
     show_scores: bool = True,
 ) -> np.ndarray:
@@ -61,7 +61,7 @@ def render_bev(
         trails: track id -> (K, 2+) past centres in the current ego frame, oldest first.
         range_m: (x_min, x_max, y_min, y_max) metres in the ego frame.
         px_per_m: resolution; the image is (x range * px_per_m) rows by (y range * px_per_m) columns.
-        z_range_m: heights mapped to the ends of the colour ramp.
+        z_range_m: heights mapped to the ends of the colour ramp (default: from the ground up, ``ground_z_range``).
         point_size_px: 1 draws single pixels; 2 or more draws squares (for sparse clouds).
 
     Returns:
@@ -85,6 +85,8 @@ def render_bev(
     if boxes is not None and len(boxes):
         colors = box_colors(boxes.labels, boxes.track_ids, class_names, by_track=True)
         _draw_boxes(img, grid, boxes, class_names, colors=colors, thickness=2, label=True, show_scores=show_scores)
+        if boxes.track_ids is None:
+            _draw_legend(img, boxes.labels, class_names)
     _draw_ego(img, grid)
     return img
 
@@ -112,9 +114,12 @@ def _draw_rings(img: np.ndarray, grid: BevGrid) -> None:
     cv2.line(img, (0, centre[1]), (grid.width, centre[1]), (40, 40, 40), 1)
 
 
-def _draw_points(img: np.ndarray, grid: BevGrid, xyz: np.ndarray, z_range_m: tuple[float, float], size: int) -> None:
+def _draw_points(
+    img: np.ndarray, grid: BevGrid, xyz: np.ndarray, z_range_m: tuple[float, float] | None, size: int
+) -> None:
     """Colour each pixel by the highest point that falls in it, so obstacles stay visible over the ground."""
     x, y, z = (np.asarray(xyz[:, k], dtype=np.float32) for k in range(3))
+    z_range_m = z_range_m or ground_z_range(z)
     u = ((grid.y_max - y) * grid.px_per_m).astype(np.int32)
     v = ((grid.x_max - x) * grid.px_per_m).astype(np.int32)
     keep = (u >= 0) & (u < grid.width) & (v >= 0) & (v < grid.height)
@@ -140,10 +145,23 @@ def _draw_boxes(img, grid, boxes: Boxes3D, class_names, *, colors, thickness, la
         centre = poly.mean(axis=0)
         front = (poly[0] + poly[3]) / 2  # corners 0 and 3 bound the front face
         cv2.line(img, pt(centre), pt(front), color, thickness, cv2.LINE_AA)
-        if label:
-            put_label(
-                img, box_text(boxes, i, class_names, show_scores, compact=True), pt(poly.min(axis=0)), color, scale=0.4
-            )
+        if label and boxes.track_ids is not None and boxes.track_ids[i] >= 0:  # untracked: the legend names colours
+            anchor = (poly[:, 0].max() + 3, poly[:, 1].min() + 6)  # right of the box, so the tag never hides it
+            put_label(img, box_text(boxes, i, class_names, show_scores, compact=True), pt(anchor), color, scale=0.4)
+
+
+def _draw_legend(img: np.ndarray, labels: np.ndarray, class_names) -> None:
+    """Top-right: a colour swatch and the name of every class present, most frequent first."""
+    values, counts = np.unique(labels, return_counts=True)
+    y = 14
+    for label in values[np.argsort(-counts, kind="stable")][:12]:
+        name = class_names[label] if class_names is not None and label < len(class_names) else str(label)
+        text = f"{name} {counts[values == label][0]}"
+        (tw, _), _ = cv2.getTextSize(text, cv2.FONT_HERSHEY_SIMPLEX, 0.4, 1)
+        x = img.shape[1] - tw - 24
+        cv2.rectangle(img, (x, y - 9), (x + 10, y + 1), class_color(int(label), class_names), -1)
+        cv2.putText(img, text, (x + 15, y), cv2.FONT_HERSHEY_SIMPLEX, 0.4, (220, 220, 220), 1, cv2.LINE_AA)
+        y += 16
 
 
 def _draw_trail(img: np.ndarray, grid: BevGrid, track_id: int, xy: np.ndarray) -> None:

@@ -49,8 +49,11 @@ def class_color(label: int, class_names: tuple[str, ...] | list[str] | None = No
 
 
 def track_color(track_id: int) -> Color:
-    """A bright colour that is the same for a track id in every frame and every run."""
-    hue = (int(track_id) * 0.618033988749895) % 1.0
+    """A bright colour that is the same for a track id in every frame and every run.
+
+    Fibonacci hashing in integers (not floats), so 64-bit ids (Waymo, AV2 UUID hashes) spread too.
+    """
+    hue = ((int(track_id) * 0x9E3779B1) & 0xFFFFFFFF) / 2**32
     r, g, b = colorsys.hsv_to_rgb(hue, 0.85, 1.0)
     return int(b * 255), int(g * 255), int(r * 255)
 
@@ -76,6 +79,16 @@ def _ramp(n: int = 256) -> np.ndarray:
 
 
 HEIGHT_LUT = _ramp()
+
+
+def ground_z_range(z_m: np.ndarray, above_m: float = 3.0) -> tuple[float, float]:
+    """Heights for the colour ramp: from just under the ground (the 5th percentile of ``z``) to
+    ``above_m`` over it, so clouds look alike whether the ego origin is on the ground or the roof."""
+    z = np.asarray(z_m, dtype=np.float32)
+    if len(z) == 0:
+        return -2.0, 1.0
+    ground = float(np.partition(z, len(z) // 20)[len(z) // 20])
+    return ground - 0.2, ground + above_m
 
 
 def height_colormap(z_m: np.ndarray, z_min: float = -2.0, z_max: float = 2.0) -> np.ndarray:

@@ -61,7 +61,7 @@ def render_frame_view(
     camera = pick_camera(frame, camera)
     gt = frame.boxes3d if show_gt else None
     if boxes3d is None and gt is not None:  # nothing predicted: ground truth is the picture, in class colours
-        boxes3d, gt = gt, None
+        boxes3d, gt = gt.replace(track_ids=None), None
     panels = []
     if camera is not None and camera in frame.images:
         panels.append(_camera_panel(frame, camera, boxes3d, (boxes2d or {}).get(camera), names, gt, trails3d, trails2d))

@@ -18,7 +18,7 @@ import numpy as np
 from perception.core import BOX_EDGES, Boxes3D, Frame, box_corners
 from perception.errors import MissingExtraError, PerceptionError
 from perception.files import atomic_path
-from perception.viz.colors import GT_COLOR, box_colors, height_colormap
+from perception.viz.colors import GT_COLOR, box_colors, ground_z_range, height_colormap
 from perception.viz.text import box_text, put_label
 
 # Chase camera in the ego frame: behind and above the car, looking ahead. Fixed in the ego frame,
@@ -26,8 +26,8 @@ from perception.viz.text import box_text, put_label
 CHASE_EYE_M = (-14.0, 0.0, 11.0)
 CHASE_CENTRE_M = (16.0, 0.0, 0.0)
 BACKGROUND_RGBA = (0.07, 0.07, 0.08, 1.0)
-EGO_BOX = Boxes3D(np.array([[0.0, 0.0, -0.9, 4.5, 1.9, 1.6, 0.0]], np.float32), [0])  # a car-sized ego marker
 EGO_COLOR = (235, 235, 235)
+LABEL_RANGE_M = 40.0
 
 
 def _open3d():
@@ -43,12 +43,12 @@ def _rgb(bgr) -> list[float]:
     return [bgr[2] / 255.0, bgr[1] / 255.0, bgr[0] / 255.0]
 
 
-def points_geometry(points_xyz: np.ndarray, z_range_m: tuple[float, float] = (-2.0, 1.5)):
-    """(N, 3+) ego-frame points -> an open3d PointCloud coloured by height."""
+def points_geometry(points_xyz: np.ndarray, z_range_m: tuple[float, float] | None = None):
+    """(N, 3+) ego-frame points -> an open3d PointCloud coloured by height (default range: ``ground_z_range``)."""
     o3d = _open3d()
     xyz = np.asarray(points_xyz, dtype=np.float64)[:, :3]
     cloud = o3d.geometry.PointCloud(o3d.utility.Vector3dVector(xyz))
-    bgr = height_colormap(xyz[:, 2], *z_range_m).astype(np.float64) / 255.0
+    bgr = height_colormap(xyz[:, 2], *(z_range_m or ground_z_range(xyz[:, 2]))).astype(np.float64) / 255.0
     cloud.colors = o3d.utility.Vector3dVector(bgr[:, ::-1].copy())
     return cloud
 
@@ -92,6 +92,14 @@ def _shared_renderer(width: int, height: int):
     return renderer
 
 
+def _ego_box(points_xyz: np.ndarray | None) -> Boxes3D:
+    """A car-sized ego marker standing on the ground under the origin (estimated from the points)."""
+    ground = (
+        ground_z_range(np.asarray(points_xyz)[:, 2])[0] + 0.2 if points_xyz is not None and len(points_xyz) else -1.7
+    )
+    return Boxes3D(np.array([[0.0, 0.0, ground + 0.8, 4.5, 1.9, 1.6, 0.0]], np.float32), [0])
+
+
 class OffscreenView:
     """Off-screen open3d rendering at ``width`` x ``height``; BGR uint8 images out.
 
@@ -132,7 +140,7 @@ class OffscreenView:
             scene.add_geometry("points", points_geometry(points_xyz), self._mat_points)
         if gt_boxes is not None and len(gt_boxes):
             scene.add_geometry("gt", boxes_geometry(gt_boxes, [GT_COLOR] * len(gt_boxes)), self._mat_lines)
-        scene.add_geometry("ego", boxes_geometry(EGO_BOX, [EGO_COLOR]), self._mat_lines)
+        scene.add_geometry("ego", boxes_geometry(_ego_box(points_xyz), [EGO_COLOR]), self._mat_lines)
         colors = []
         if boxes is not None and len(boxes):
             colors = box_colors(boxes.labels, boxes.track_ids, class_names, by_track=True)
@@ -157,8 +165,10 @@ class OffscreenView:
         return uv, w[:, 0] > 0
 
     def _draw_labels(self, image: np.ndarray, boxes: Boxes3D, class_names, colors) -> None:
+        """Tags over the boxes within ``LABEL_RANGE_M`` (farther ones would pile up near the horizon)."""
         tops = boxes.xyz.astype(np.float64) + np.outer(boxes.lwh[:, 2] / 2 + 0.3, [0.0, 0.0, 1.0])
         uv, ok = self.project(tops)
+        ok &= np.linalg.norm(boxes.xyz[:, :2], axis=1) < LABEL_RANGE_M
         for i in np.nonzero(ok)[0]:
             if 0 <= uv[i, 0] < self.width and 0 <= uv[i, 1] < self.height:
                 text = box_text(boxes, int(i), class_names, compact=False)
@@ -172,8 +182,8 @@ def render_frame_3d(
     class colours alone), and ``boxes``. Pass a reused ``view`` when rendering many frames."""
     view = view or OffscreenView()
     gt = frame.boxes3d if show_gt else None
-    if boxes is None:
-        boxes, gt = gt, None
+    if boxes is None and gt is not None:  # ground truth alone: class colours and names
+        boxes, gt = gt.replace(track_ids=None), None
     points = frame.points.xyz if frame.points is not None else None
     return view.render(points, boxes, gt, frame.class_names, **kwargs)
 
