@@ -104,9 +104,9 @@ def read_sweep(path: Path) -> PointCloud:
     """One lidar sweep -> (N, 4) x y z intensity (intensity scaled to [0, 1]), ego frame."""
     t = read_feather(path, _SWEEP_COLUMNS)
     data = np.empty((t.num_rows, 4), np.float32)
-    for j, name in enumerate(("x", "y", "z")):
-        data[:, j] = column(t, name)
-    data[:, 3] = column(t, "intensity").astype(np.float32) / 255.0
+    for j, name in enumerate(_SWEEP_COLUMNS):
+        data[:, j] = column(t, name, np.float32)
+    data[:, 3] /= 255.0
     if not np.isfinite(data).all():
         raise CorruptFileError(
             f"non-finite value in point {int(np.nonzero(~np.isfinite(data).all(1))[0][0])}", path=path

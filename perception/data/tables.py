@@ -22,12 +22,18 @@ def _open(path: Path, columns: Sequence[str], kind: str, filters=None) -> pa.Tab
     if not path.is_file():
         raise DataError("file not found", path=path)
     try:
-        names = set(feather_columns(path) if kind == "feather" else pq.read_schema(path).names)
+        if kind == "feather":  # fast path: the schema is only read again to explain a failure
+            try:
+                return feather.read_table(path, columns=list(columns), memory_map=False)
+            except (pa.ArrowInvalid, KeyError):
+                names = set(feather_columns(path))
+        else:
+            names = set(pq.read_schema(path).names)
         missing = [c for c in columns if c not in names]
         if missing:
             raise CorruptFileError(f"missing column(s) {missing}; the file has {sorted(names)}", path=path)
         if kind == "feather":
-            return feather.read_table(path, columns=list(columns), memory_map=True)
+            return feather.read_table(path, columns=list(columns), memory_map=False)
         return pq.read_table(path, columns=list(columns), filters=filters)
     except (pa.ArrowInvalid, pa.ArrowIOError, OSError) as e:
         raise CorruptFileError(f"not a readable {kind} file: {e}", path=path) from None
@@ -61,8 +67,8 @@ def read_parquet(path: str | Path, columns: Sequence[str], filters=None) -> pa.T
 def column(table: pa.Table, name: str, dtype=None) -> np.ndarray:
     """A column as a numpy array (``dtype`` casts it); nulls become NaN for floats."""
     col = table.column(name)
-    if dtype is not None and np.dtype(dtype).kind == "f" and col.null_count:
-        col = pc.fill_null(col.cast(pa.float64()), np.nan)
+    if dtype is not None and np.dtype(dtype).kind == "f" and (col.null_count or col.type != pa.from_numpy_dtype(dtype)):
+        col = pc.fill_null(pc.cast(col, pa.from_numpy_dtype(dtype)), np.nan)  # arrow casts float16 faster than numpy
     arr = col.to_numpy()
     return arr if dtype is None else arr.astype(dtype, copy=False)
 
