@@ -312,3 +312,21 @@ def test_points_bin_mapped_copy_on_write(tmp_path: Path) -> None:
         read_points_bin(tmp_path)
     with pytest.raises(DataError, match="missing.bin: file not found"):
         read_points_bin(tmp_path / "missing.bin")
+
+
+def test_real_boxes3d_back_to_label_rows(kitti: KittiDataset) -> None:
+    """Ego-frame boxes -> KITTI rows gives the label values back (to float32 and upright-box precision)."""
+    from perception.data.kitti_format import boxes3d_to_objects
+
+    for i in range(len(kitti)):
+        frame = kitti.load_frame(i, points=False, images=False)
+        rows = kitti.kitti_objects(i)
+        kept = rows[np.isin(rows.type, CLASSES)]
+        back = boxes3d_to_objects(frame.boxes3d, frame.calibration, CLASSES)
+        assert back.type.tolist() == kept.type.tolist()
+        np.testing.assert_allclose(back.location, kept.location, atol=1e-4)
+        np.testing.assert_allclose(back.dimensions_hwl, kept.dimensions_hwl, atol=1e-5)
+        # boxes are kept upright in the ego frame, and camera y is ~0.5 deg off ego -z: yaw moves ~1e-4
+        np.testing.assert_allclose(back.rotation_y, kept.rotation_y, atol=1e-3)
+        np.testing.assert_allclose(back.bbox, kept.bbox)
+        np.testing.assert_allclose(back.alpha, kept.alpha, atol=0.02)  # annotated alpha, rounded to 2 decimals
