@@ -95,7 +95,7 @@ class StreamPipeline:
         show_gt: bool = False,
         bev: bool = True,
         hud: bool = True,
-        trail_length: int = 30,
+        trail_length: int = 15,
     ):
         self.predictor, self.tracker3d, self.tracker2d = predictor, tracker3d, tracker2d
         self.sinks, self.camera, self.show_gt, self.bev, self.hud = list(sinks), camera, show_gt, bev, hud
