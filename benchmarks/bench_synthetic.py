@@ -65,7 +65,7 @@ def main() -> None:
     lidar_boxes = []
     for s in scenes:
         solid = s["parts"]["solid"]
-        lidar_boxes.append(np.concatenate([s["buildings"], s["parts"]["boxes"][solid]]))
+        lidar_boxes.append(np.concatenate([s["statics"], s["parts"]["boxes"][solid]]))
     reflect = [np.full(len(b), 0.5) for b in lidar_boxes]
     rng = np.random.default_rng(0)
     ours = cpu_ms(lambda k: ds.lidar.cast(lidar_boxes[k], reflect[k], -1.73, lambda xy: np.zeros(len(xy)), rng),

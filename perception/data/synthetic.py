@@ -4,7 +4,8 @@
 ``perception data synth --out DIR --frames 50 --sequences 4`` writes it in the KITTI object and
 tracking layouts (plus dataset YAMLs), so every KITTI code path reads it too.
 
-Each sequence is a drive along a (straight or gently curved) road lined with buildings, with
+Each sequence is a drive along a (straight or gently curved) road lined with buildings, lamp
+posts and trees, with
 cars in lanes and parked, cyclists at the road edges and pedestrians on the sidewalks (see
 ``synthetic_scene``). A frame holds a 32-ring lidar sweep ray-cast against that scene
 (``synthetic_lidar``), a KITTI-sized camera image rendered from the same scene
@@ -189,18 +190,19 @@ class SyntheticDataset(DriveDataset):
         actors = scenario.actors
         gait = actors.phase[near] + 2 * np.pi * np.abs(actors.speed[near]) * t / STRIDE_M
         parts = actor_parts(actors.kind[near], boxes, actors.colour[near], gait)
-        b_near = np.hypot(*(scenario.buildings[:, :2] - T_road_from_ego.translation[:2]).T) < SENSE_RANGE_M + 40
-        buildings = _to_ego(scenario.buildings[b_near], T_ego_from_road)
+        b_near = np.hypot(*(scenario.statics[:, :2] - T_road_from_ego.translation[:2]).T) < SENSE_RANGE_M + 40
+        statics = _to_ego(scenario.statics[b_near], T_ego_from_road)
         solid = parts["solid"]
         rng = np.random.default_rng([int(self.options["seed"]), seq, idx, 1])
         points, _ = self.lidar.cast(
-            np.concatenate([buildings, parts["boxes"][solid]]),
-            np.concatenate([scenario.building_reflectivity[b_near], actors.reflectivity[near][parts["owner"][solid]]]),
+            np.concatenate([statics, parts["boxes"][solid]]),
+            np.concatenate([scenario.static_reflectivity[b_near], actors.reflectivity[near][parts["owner"][solid]]]),
             -LIDAR_HEIGHT_M, lambda xy: _ground_reflectivity(scenario, T_road_from_ego, xy), rng,
         )  # fmt: skip
         return {
             "t": t, "idx": idx, "near": near, "boxes": boxes, "velocity": velocity_road[near] @ T_ego_from_road.rotation[:2, :2].T,
-            "parts": parts, "buildings": buildings, "building_colour": scenario.building_colour[b_near],
+            "parts": parts, "statics": statics, "static_colour": scenario.static_colour[b_near],
+            "static_windows": scenario.static_windows[b_near],
             "sun": T_ego_from_road.rotation @ scenario.sun_dir, "s_ego": scenario.ego_s(t), "points": points,
             "ego_pose": scenario.T_world_from_road @ T_road_from_ego, "kind": actors.kind[near],
             "track_id": actors.track_id[near],
@@ -233,19 +235,23 @@ class SyntheticDataset(DriveDataset):
         return _Truth(boxes3d, boxes2d)
 
     def _render(self, seq: int, scene: dict[str, Any]) -> np.ndarray:
-        """The camera image (H, W, 3) uint8 BGR of a frame."""
+        """The camera image (H, W, 3) uint8 BGR of a frame: ground, shadows, then every structure and
+        actor part in one painter's pass."""
         renderer = self._renderer(seq)
         image = renderer.background(scene["s_ego"])
-        buildings = scene["buildings"]
-        renderer.draw_boxes(image, buildings, scene["building_colour"], scene["sun"], np.arange(len(buildings)),
-                            windows=True)  # fmt: skip
-        boxes, parts = scene["boxes"], scene["parts"]
+        boxes, parts, statics = scene["boxes"], scene["parts"], scene["statics"]
         ahead = np.flatnonzero(boxes[:, 0] > -6.0)
         shadows = boxes[ahead] * [1, 1, 0, 1.08, 1.12, 0, 1] + [0, 0, 0.01 - LIDAR_HEIGHT_M, 0, 0, 0.01, 0]
         renderer.draw_boxes(image, shadows, np.full((len(ahead), 3), 0.17), scene["sun"], np.arange(len(ahead)))
         drawn = np.isin(parts["owner"], ahead)
-        renderer.draw_boxes(image, parts["boxes"][drawn], parts["colour"][drawn], scene["sun"], parts["owner"][drawn],
-                            bias_m=parts["decal"][drawn] * 0.5)  # fmt: skip
+        n = len(statics)
+        renderer.draw_boxes(
+            image, np.concatenate([statics, parts["boxes"][drawn]]),
+            np.concatenate([scene["static_colour"], parts["colour"][drawn]]), scene["sun"],
+            group=np.concatenate([np.arange(n), n + parts["owner"][drawn]]),
+            bias_m=np.concatenate([np.zeros(n), parts["decal"][drawn] * 0.5]),
+            windows=np.concatenate([scene["static_windows"], np.zeros(drawn.sum(), bool)]),
+        )  # fmt: skip
         rng = np.random.default_rng([int(self.options["seed"]), seq, scene["idx"], 2])
         return renderer.add_noise(image, rng)
 

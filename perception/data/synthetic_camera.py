@@ -88,12 +88,13 @@ class CameraRenderer:
         return image
 
     def draw_boxes(self, image: np.ndarray, boxes: np.ndarray, colours: np.ndarray, sun_ego: np.ndarray,
-                   group: np.ndarray, bias_m: np.ndarray | None = None, windows: bool = False) -> None:  # fmt: skip
+                   group: np.ndarray, bias_m: np.ndarray | None = None, windows: np.ndarray | None = None) -> None:  # fmt: skip
         """Paint shaded boxes (K, 7) (ego frame), colours (K, 3) BGR in [0, 1].
 
         Painter's order: groups (one per actor or building, ``group`` (K,) ints) far to near, then
         within a group faces far to near, a face's distance reduced by its box's ``bias_m`` (K,) so
-        that decals (lights) lying on a bigger face are painted after it.
+        that decals (lights) lying on a bigger face are painted after it. Walls of boxes flagged in
+        ``windows`` (K,) get a grid of windows.
         """
         if len(boxes) == 0:
             return
@@ -127,7 +128,7 @@ class CameraRenderer:
                 self._fill(image, quads[k, f], colour)
             else:
                 cv2.fillConvexPoly(image, fixed[k, f], colour, cv2.LINE_AA, 4)
-            if windows and f >= 2:
+            if windows is not None and windows[k] and f >= 2:
                 self._windows(image, quads[k, f])
 
     def _in_view(self, quads: np.ndarray) -> np.ndarray:

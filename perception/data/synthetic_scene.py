@@ -10,6 +10,7 @@ own lane at its own lane's speed, so no two actors ever overlap::
         -9.35 .. -7.65 parked cars                +7.65 .. +9.35
         -6.6           cyclists                   +6.6
         -5.25, -1.75   lanes towards +s (ego)     +1.75, +5.25 lanes towards -s
+        -9.7, -13.6    lamp posts, trees          +9.7, +13.6
         <= -14.5       buildings                  >= +14.5
 
 The ego drives in lane ``d = -1.75`` at constant speed; the lidar is 1.73 m above the ground.
@@ -94,14 +95,15 @@ class Actors:
 
 @dataclass(frozen=True)
 class Scenario:
-    """A whole sequence: road, static buildings (road-frame boxes), actors and the ego's motion."""
+    """A whole sequence: road, static structures (road-frame boxes), actors and the ego's motion."""
 
     road: Road
     ego_speed: float  # m/s along +s from s = 0
     actors: Actors
-    buildings: np.ndarray  # (B, 7) road-frame boxes
-    building_colour: np.ndarray  # (B, 3) BGR in [0, 1]
-    building_reflectivity: np.ndarray  # (B,)
+    statics: np.ndarray  # (B, 7) road-frame boxes of buildings, lamp posts, tree trunks and crowns
+    static_colour: np.ndarray  # (B, 3) BGR in [0, 1]
+    static_reflectivity: np.ndarray  # (B,)
+    static_windows: np.ndarray  # (B,) bool, buildings (their walls get windows)
     sun_dir: np.ndarray  # (3,) unit vector towards the sun, road frame
     T_world_from_road: SE3  # world = the IMU frame of frame 0 (KITTI devkit convention)
 
@@ -210,6 +212,30 @@ def make_buildings(rng: np.random.Generator, road: Road, s_lo: float, s_hi: floa
     return np.array(boxes), np.clip(tint, 0, 1), rng.uniform(0.15, 0.5, b)
 
 
+def make_props(rng: np.random.Generator, road: Road, s_lo: float, s_hi: float) -> tuple[np.ndarray, ...]:
+    """Lamp posts at the kerb and trees on the verge (clutter that is not an actor), like ``make_buildings``."""
+    boxes, colour, refl = [], [], []
+    for side in (-1, 1):
+        for s in np.arange(s_lo + rng.uniform(0, 30), s_hi, 30.0):  # lamp posts every 30 m
+            boxes.append((s, side * 9.7, 0.0, 0.25, 0.25, 5.0))
+            colour.append([0.45, 0.45, 0.47])
+            refl.append(0.6)
+        s = s_lo + rng.uniform(0, 20)
+        while s < s_hi:  # trees: a trunk and a crown
+            crown, height = rng.uniform(1.8, 2.6), rng.uniform(4.0, 6.5)
+            boxes += [
+                (s, side * 13.6, 0.0, 0.35, 0.35, height - 1.5),
+                (s, side * 13.6, height - 2.6, crown, crown, 2.6),
+            ]
+            colour += [[0.15, 0.25, 0.35], np.clip([0.15, 0.45, 0.25] + rng.normal(0, 0.04, 3), 0, 1)]
+            refl += [0.3, 0.15]
+            s += rng.uniform(12, 40)
+    b = np.array(boxes)
+    xy = road.to_xy(b[:, 0], b[:, 1])
+    out = np.column_stack([xy, b[:, 2] + b[:, 5] / 2, b[:, 3:6], road.heading(b[:, 0])])
+    return out, np.array(colour), np.array(refl)
+
+
 def make_scenario(seed: int, sequence: int, frames: int, density: float, T_velo_from_imu: SE3) -> Scenario:
     """The deterministic scenario of ``sequence`` under ``seed`` (``frames`` at 10 Hz)."""
     rng = np.random.default_rng([seed, sequence, 7])
@@ -217,11 +243,14 @@ def make_scenario(seed: int, sequence: int, frames: int, density: float, T_velo_
     road = Road(kappa=float(rng.choice([0.0, 1.0]) * rng.uniform(-1 / 400, 1 / 400)))
     ego_speed = float(rng.uniform(5, 11))
     actors = make_actors(rng, ego_speed, duration, density)
-    buildings, colour, refl = make_buildings(rng, road, -150.0, ego_speed * duration + 250.0)
+    s_range = (-150.0, ego_speed * duration + 250.0)
+    buildings, props = make_buildings(rng, road, *s_range), make_props(rng, road, *s_range)
+    statics, colour, refl = (np.concatenate([b, p]) for b, p in zip(buildings, props))
+    windows = np.arange(len(statics)) < len(buildings[0])
     elevation, azimuth = rng.uniform(0.5, 1.1), rng.uniform(-np.pi, np.pi)
     sun = np.array([np.cos(elevation) * np.cos(azimuth), np.cos(elevation) * np.sin(azimuth), np.sin(elevation)])
     T_road_from_imu0 = road.pose(0.0, EGO_LANE_D, LIDAR_HEIGHT_M) @ T_velo_from_imu
-    return Scenario(road, ego_speed, actors, buildings, colour, refl, sun, T_road_from_imu0.inverse())
+    return Scenario(road, ego_speed, actors, statics, colour, refl, windows, sun, T_road_from_imu0.inverse())
 
 
 # Road surface: zones by |d| and painted lines (centre d, half width m, dashed) shared by lidar and camera.
