@@ -42,13 +42,14 @@ class TinyDrive(DriveDataset):
 
 
 class EchoPredictor:
-    """Predicts the ground truth with a score."""
+    """Predicts the ground truth 1.5 m to the left (so both show), with a score."""
 
     class_names = CLASSES
 
     def predict(self, frame: Frame) -> Predictions:
         b = frame.boxes3d
-        return Predictions(boxes3d=b.replace(scores=np.full(len(b), 0.8, np.float32)), latency_ms={"inference": 1.0})
+        moved = b.xyz_lwh_yaw + np.array([0, 1.5, 0, 0, 0, 0, 0], np.float32)
+        return Predictions(boxes3d=b.replace(xyz_lwh_yaw=moved, scores=np.full(len(b), 0.8, np.float32)))
 
 
 def test_demo_video_has_every_frame_tracks_and_bev(tmp_path):
