@@ -33,18 +33,26 @@ def resolve_data(data: str | Path, cache: str | Path) -> Path:
         check_yolo_data(data)
         return data
     from perception.data.convert_yolo import convert_to_yolo
-    from perception.data.registry import load_dataset
 
     digest = hashlib.sha1(data.resolve().read_bytes() + str(data.resolve()).encode()).hexdigest()[:10]
     out = Path(cache) / f"{data.stem}-{digest}"
     done = out / ".complete"  # written after the last split: an interrupted conversion is redone
     if not done.is_file():
-        splits = [s for s in ("train", "val") if s in (raw.get("splits") or {})] or [raw.get("split") or None]
-        for split in splits:
-            convert_to_yolo(load_dataset(data, split=split), out)
+        for dataset in _train_val(data):
+            convert_to_yolo(dataset, out)
         done.touch()
     check_yolo_data(out / "data.yaml")
     return out / "data.yaml"
+
+
+def _train_val(data: Path) -> list:
+    """The ``train`` and ``val`` splits of a dataset YAML, or its default split when it has neither."""
+    from perception.data.registry import load_dataset
+
+    try:
+        return [load_dataset(data, split="train"), load_dataset(data, split="val")]
+    except ConfigError:  # the loader knows no such split
+        return [load_dataset(data)]
 
 
 def check_yolo_data(path: str | Path) -> dict[str, Any]:

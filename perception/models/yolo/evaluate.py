@@ -126,8 +126,10 @@ def _ground_truth(
     if "format" in load_yaml(data):
         from perception.data.registry import load_dataset
 
-        raw_splits = load_yaml(data).get("splits") or {}
-        dataset = load_dataset(data, split=split if split in raw_splits else None)
+        try:
+            dataset = load_dataset(data, split=split)
+        except ConfigError:  # a dataset without that split was converted whole (see resolve_data)
+            dataset = load_dataset(data)
         if hasattr(dataset, "kitti_objects"):
             for i in range(len(dataset)):
                 frame = dataset.load_frame(i, points=False, images=True)
