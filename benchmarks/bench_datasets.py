@@ -35,45 +35,56 @@ def median_s(fn, repeats: int = 15, warmup: int = 2) -> float:
     return statistics.median(times)
 
 
+def paired_median_s(ours, ref, repeats: int = 21) -> tuple[float, float]:
+    """Median seconds of two functions timed alternately, so a shared machine's load hits both alike."""
+    ours(), ref()
+    a, b = [], []
+    for _ in range(repeats):
+        for fn, times in ((ours, a), (ref, b)):
+            t = time.perf_counter()
+            fn()
+            times.append(time.perf_counter() - t)
+    return statistics.median(a), statistics.median(b)
+
+
 def frames_per_s(dataset, **kw) -> float:
     return len(dataset) / median_s(lambda: [dataset.load_frame(i, **kw) for i in range(len(dataset))], repeats=7)
 
 
 def bench_av2_vs_reference() -> None:
-    log = SHARED / "argoverse2/sensor/val/7fab2350-7eaf-3b7e-a39d-6937a4c1bede"
-    sweeps = sorted((log / "sensors/lidar").glob("*.feather"))
-    ours_sweep = median_s(lambda: [read_sweep(p) for p in sweeps]) / len(sweeps)
-    ds = load_dataset(ROOT / "datasets/argoverse2.yaml")
-    frames = [i for i in range(len(ds)) if ds.frame_key(i)[0] == log.name]
-
-    def ours_cold() -> None:  # a new loader per frame: nothing cached
-        for i in frames:
-            load_dataset(ROOT / "datasets/argoverse2.yaml").load_frame(i, images=False)
-
-    ours_cold_s = median_s(ours_cold, repeats=7) / len(frames)
-    ours_warm_s = median_s(lambda: [ds.load_frame(i, images=False) for i in frames]) / len(frames)
-    print(f"av2 sweep      ours {1 / ours_sweep:8.1f} sweeps/s (xyz+intensity float32)", end="")
     try:
         from av2.datasets.sensor.av2_sensor_dataloader import AV2SensorDataLoader
         from av2.utils.io import read_lidar_sweep
     except ImportError as e:
-        print(f"\n  av2 not importable ({e}); reference rows skipped")
+        print(f"av2 not importable ({e}); reference rows skipped")
         return
-    ref_sweep = median_s(lambda: [read_lidar_sweep(p, "xyz") for p in sweeps]) / len(sweeps)
-    print(f" | av2 read_lidar_sweep {1 / ref_sweep:8.1f} sweeps/s (xyz float64) | ratio {ref_sweep / ours_sweep:5.2f}x")
-    loader = AV2SensorDataLoader(log.parent, log.parent)
+    log = SHARED / "argoverse2/sensor/val/7fab2350-7eaf-3b7e-a39d-6937a4c1bede"
+    sweeps = sorted((log / "sensors/lidar").glob("*.feather"))
     stamps = [int(p.stem) for p in sweeps]
+    ours, ref = paired_median_s(
+        lambda: [read_sweep(p) for p in sweeps], lambda: [read_lidar_sweep(p, "xyz") for p in sweeps]
+    )
+    print(f"av2 sweep   ours {len(sweeps) / ours:7.1f} sweeps/s (xyz+intensity float32) | "
+          f"av2 read_lidar_sweep {len(sweeps) / ref:7.1f} sweeps/s (xyz float64) | ratio {ref / ours:5.2f}x")  # fmt: skip
+    loader = AV2SensorDataLoader(log.parent, log.parent)
+    yaml_path = ROOT / "datasets/argoverse2.yaml"
+    frames = [i for i in range(3) if load_dataset(yaml_path).frame_key(i)[0] == log.name]
 
-    def ref_frame() -> None:  # sweep + that sweep's cuboids + ego pose, as av2's loader gives them
+    def ref_frames() -> None:  # sweep + that sweep's cuboids + ego pose, as av2's loader gives them
         for ts, p in zip(stamps, sweeps, strict=True):
             read_lidar_sweep(p, "xyz")
             loader.get_labels_at_lidar_timestamp(log.name, ts)
             loader.get_city_SE3_ego(log.name, ts)
 
-    ref_frame_s = median_s(ref_frame, repeats=7) / len(sweeps)
-    print(f"av2 frame      ours cold {1 / ours_cold_s:6.1f} / warm {1 / ours_warm_s:6.1f} frames/s | "
-          f"av2 sweep+labels+pose {1 / ref_frame_s:6.1f} frames/s | ratio cold {ref_frame_s / ours_cold_s:5.2f}x, "
-          f"warm {ref_frame_s / ours_warm_s:5.2f}x")  # fmt: skip
+    def ours_cold() -> None:  # a new loader per frame: no table cached, like av2's loader
+        for i in frames:
+            load_dataset(yaml_path).load_frame(i, images=False)
+
+    ds = load_dataset(yaml_path)
+    cold, ref = paired_median_s(ours_cold, ref_frames, repeats=9)
+    warm, ref_w = paired_median_s(lambda: [ds.load_frame(i, images=False) for i in frames], ref_frames, repeats=9)
+    print(f"av2 frame   ours cold {len(frames) / cold:6.1f} / warm {len(frames) / warm:6.1f} frames/s | "
+          f"av2 sweep+labels+pose {len(frames) / ref:6.1f} frames/s | ratio cold {ref / cold:5.2f}x, warm {ref_w / warm:5.2f}x")  # fmt: skip
 
 
 def bench_our_loaders() -> None:
@@ -103,8 +114,7 @@ def bench_crc() -> None:
     from perception.data.tfrecord import _crc_raw_py, crc32c
 
     data = (SHARED / "waymo/v1_perception/pvps_data_one_frame.tfrecord").read_bytes()
-    ours = median_s(lambda: crc32c(data), repeats=9)
-    ref = median_s(lambda: _crc_raw_py(0xFFFFFFFF, data), repeats=1, warmup=0)
+    ours, ref = paired_median_s(lambda: crc32c(data), lambda: _crc_raw_py(0xFFFFFFFF, data), repeats=3)
     mb = len(data) / 1e6
     print(
         f"crc32c {mb:.1f} MB    ours {mb / ours:7.1f} MB/s | pure-Python table loop {mb / ref:5.1f} MB/s | ratio {ref / ours:5.1f}x"

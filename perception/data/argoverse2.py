@@ -17,6 +17,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
+import pyarrow.compute as pc
 
 from perception.core import SE3, Boxes3D, Calibration, CameraIntrinsics, Frame, PointCloud
 from perception.data.base import DatasetSpec, DriveDataset
@@ -71,14 +72,29 @@ def quaternion_yaw(wxyz: np.ndarray) -> np.ndarray:
     return np.arctan2(2 * (w * z + x * y), 1 - 2 * (y * y + z * z))
 
 
-def read_poses(path: Path) -> tuple[np.ndarray, list[SE3]]:
-    """A ``*_SE3_*`` feather with a timestamp column -> (sorted timestamps ns, transforms)."""
+@dataclass(frozen=True)
+class PoseTable:
+    """Timestamped poses of a ``*_SE3_*`` feather, sorted by time; SE3 objects built on demand."""
+
+    ts: np.ndarray  # (N,) int64 ns
+    wxyz: np.ndarray  # (N, 4) float64
+    xyz: np.ndarray  # (N, 3) float64
+
+    def nearest(self, ts_ns: int) -> SE3 | None:
+        if len(self.ts) == 0:
+            return None
+        j = int(np.argmin(np.abs(self.ts - ts_ns)))
+        return SE3.from_quaternion(self.wxyz[j], self.xyz[j])
+
+
+def read_poses(path: Path) -> PoseTable:
+    """``city_SE3_egovehicle.feather`` -> ``T_city_from_ego`` per timestamp."""
     t = read_feather(path, _POSE_COLUMNS)
     ts = column(t, "timestamp_ns", np.int64)
-    q = np.stack([column(t, k, np.float64) for k in ("qw", "qx", "qy", "qz")], axis=1)
-    xyz = np.stack([column(t, k, np.float64) for k in ("tx_m", "ty_m", "tz_m")], axis=1)
     order = np.argsort(ts, kind="stable")
-    return ts[order], [SE3.from_quaternion(q[i], xyz[i]) for i in order]
+    wxyz = np.stack([column(t, k, np.float64) for k in ("qw", "qx", "qy", "qz")], axis=1)
+    xyz = np.stack([column(t, k, np.float64) for k in ("tx_m", "ty_m", "tz_m")], axis=1)
+    return PoseTable(ts[order], wxyz[order], xyz[order])
 
 
 def read_calibration(calib_dir: Path) -> Calibration:
@@ -142,9 +158,9 @@ def read_annotations(path: Path, categories: CategoryMap) -> _Annotations:
     boxes = np.column_stack([*cols, quaternion_yaw(q)]).astype(np.float32)
     if not np.isfinite(boxes).all():
         raise CorruptFileError("non-finite cuboid value", path=path)
-    _, track_ids = np.unique(column(t, "track_uuid").astype(str), return_inverse=True)
-    cats, inverse = np.unique(column(t, "category").astype(str), return_inverse=True)
-    labels = categories.labels(cats, path)[inverse]
+    track_ids = pc.dictionary_encode(t.column("track_uuid")).combine_chunks().indices.to_numpy()
+    cats = pc.dictionary_encode(t.column("category")).combine_chunks()
+    labels = categories.labels(cats.dictionary.to_pylist(), path)[cats.indices.to_numpy()]
     if "num_interior_pts" in feather_columns(path):
         num = column(read_feather(path, ("num_interior_pts",)), "num_interior_pts", np.int64)
     else:
@@ -184,7 +200,7 @@ class Argoverse2Dataset(KittiRowsMixin, DriveDataset):
             self._cache[key] = read()
         return self._cache[key]
 
-    def _poses(self, log: Path) -> tuple[np.ndarray, list[SE3]]:
+    def _poses(self, log: Path) -> PoseTable:
         return self._cached(("poses", log), lambda: read_poses(log / "city_SE3_egovehicle.feather"))
 
     def _annotations(self, log: Path) -> _Annotations | None:
@@ -222,14 +238,13 @@ class Argoverse2Dataset(KittiRowsMixin, DriveDataset):
 
     def load_frame(self, i: int, *, points: bool = True, images: bool = True) -> Frame:
         log, k, ts = self._frames[i]
-        pose_ts, poses = self._poses(log)
         calib = self._calibration(log)
         annotations = self._annotations(log)
         return Frame(
             dataset=self.name, sequence=log.name, index=k, timestamp_s=ts * 1e-9, class_names=self.class_names,
             points=read_sweep(log / "sensors" / "lidar" / f"{ts}.feather") if points else None,
             images=self._images(log, ts, calib) if images else {}, calibration=calib,
-            ego_pose=poses[int(np.argmin(np.abs(pose_ts - ts)))] if len(poses) else None,
+            ego_pose=self._poses(log).nearest(ts),
             boxes3d=annotations.at(ts) if annotations is not None else None,
         )  # fmt: skip
 
