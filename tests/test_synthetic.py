@@ -180,3 +180,11 @@ def test_min_height_drops_small_2d_boxes(frame):
     b2 = tall.load_frame(3, points=False, images=False).boxes2d["image_2"]
     all2 = frame.boxes2d["image_2"]
     assert (b2.height >= 40).all() and len(b2) == (all2.height >= 40).sum() < len(all2)
+
+
+def test_pickles_without_its_caches(ds, frame):
+    import pickle
+
+    blob = pickle.dumps(ds)
+    assert len(blob) < 2_000_000  # the camera background and noise texture (~5 MB) stay behind
+    assert np.array_equal(pickle.loads(blob).load_frame(3).images["image_2"], frame.images["image_2"])

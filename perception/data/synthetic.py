@@ -132,6 +132,15 @@ class SyntheticDataset(DriveDataset):
     def __len__(self) -> int:
         return len(self.keys)
 
+    def __getstate__(self) -> dict[str, Any]:
+        """Pickle (e.g. to data-loader workers) without the per-sequence caches and the calibration
+        (core types hold read-only mappings, which do not pickle): both are rebuilt on arrival."""
+        return {k: v for k, v in self.__dict__.items() if k not in ("_cache", "calibration")}
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        self.__dict__.update(state, _cache=OrderedDict())
+        self.calibration = kitti_calibration(self.calib_raw, {"image_2": IMAGE_SIZE, "image_3": IMAGE_SIZE})
+
     def frame_key(self, i: int) -> tuple[str, int]:
         seq, idx = self.keys[i]
         return f"{seq:04d}", idx
