@@ -90,4 +90,4 @@ def test_cli_info_bad_input_is_one_line_exit_2(tmp_path: Path, capsys: pytest.Ca
     (tmp_path / "training/label_2/000001.txt").write_text(LABEL.replace("Car", "Boat"))
     assert main(["data", "info", str(path)]) == 2
     err = capsys.readouterr().err.strip()
-    assert "\n" not in err and err.startswith("error: ") and "000001.txt: unknown class 'Boat'" in err
+    assert "\n" not in err and err.startswith("error: ") and "000001.txt:1: unknown class 'Boat'" in err

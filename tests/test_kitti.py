@@ -238,7 +238,7 @@ def test_label_not_a_number(tmp_path: Path) -> None:
 
 
 def test_unknown_class(tmp_path: Path) -> None:
-    _expect(tmp_path, UnknownClassError, "unknown class 'Spaceship'",
+    _expect(tmp_path, UnknownClassError, r"000000\.txt:1: unknown class 'Spaceship'",
             lambda tr: (tr / "label_2/000000.txt").write_text(LABEL.replace("Car", "Spaceship")))  # fmt: skip
 
 

@@ -175,6 +175,17 @@ def test_bad_files_each_reported(tmp_path: Path) -> None:
     assert any("label_02/0004.txt:1: non-finite value" in m for m in messages)
 
 
+def test_unknown_class_names_tracking_line(tmp_path: Path) -> None:
+    ds = load_dataset(_write_sequence(tmp_path, frames=3))
+    (tmp_path / "training/label_02/0004.txt").write_text(
+        "0 3 Car 0 0 0.1 100 150 200 250 1.5 1.6 3.9 1.0 1.5 20.0 0.0\n"
+        "\n"
+        "1 3 Zeppelin 0 0 0.1 100 150 200 250 1.5 1.6 3.9 1.0 1.5 21.0 0.0\n"
+    )
+    problems = ds.check()
+    assert len(problems) == 1 and "label_02/0004.txt:3: unknown class 'Zeppelin'" in str(problems[0])
+
+
 def test_bad_seqmap_line(tmp_path: Path) -> None:
     (tmp_path / "map.txt").write_text("0001 empty 000000 000010\n0002 oops\n")
     with pytest.raises(CorruptFileError, match=r"map\.txt:2: expected 'seq empty first last'"):

@@ -57,6 +57,7 @@ class KittiObjects:
     score: np.ndarray | None = None  # (N,) float64, results only
     track_id: np.ndarray | None = None  # (N,) int64, tracking only
     frame: np.ndarray | None = None  # (N,) int64, tracking only
+    line: np.ndarray | None = None  # (N,) int64 1-based line of each row in the file read (error messages)
 
     def __len__(self) -> int:
         return len(self.type)
@@ -106,6 +107,7 @@ def parse_label_rows(rows: list[tuple[int, list[str]]], path: Path, tracking: bo
         score=n[:, 14] if n.shape[1] == 15 else None,
         frame=num[:, 0].astype(np.int64) if tracking else None,
         track_id=num[:, 1].astype(np.int64) if tracking else None,
+        line=np.array([line_no for line_no, _ in rows], dtype=np.int64),
     )  # fmt: skip
 
 
@@ -244,9 +246,9 @@ def objects_to_boxes3d(
     for i, t in enumerate(objs.type):
         target = class_map.get(t, t if t in index else "__unknown__")
         if target == "__unknown__":
-            raise UnknownClassError(
-                f"unknown class {str(t)!r}; known: {sorted(set(index) | set(class_map))}", path=path
-            )
+            line = None if objs.line is None else int(objs.line[i])
+            known = sorted(set(index) | set(class_map))
+            raise UnknownClassError(f"unknown class {str(t)!r}; known: {known}", path=path, line=line)
         if target is not None:
             labels.append(index[target])
             keep.append(i)
