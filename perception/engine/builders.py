@@ -133,16 +133,22 @@ def build_scheduler(
         "exponential": lambda: sched.ExponentialLR(optimizer, gamma=gamma ** (1 / S)),
         "multiplicative": lambda: sched.MultiplicativeLR(optimizer, ConstantFactor(gamma ** (1 / S))),
         "cosine": lambda: sched.LambdaLR(optimizer, WarmupCosine(warmup, total, m)),
-        "onecycle": lambda: sched.OneCycleLR(
-            optimizer,
-            max_lr=[g["lr"] for g in optimizer.param_groups],
-            total_steps=total,
-            pct_start=min(0.9, max(warmup / total, 1 / total)),
-            cycle_momentum=False,
-            final_div_factor=1 / max(m, 1e-6) / 25,
-        ),
+        "onecycle": lambda: _one_cycle(optimizer, total, warmup, m),
     }
     return choose("scheduler", name, makers)()
+
+
+def _one_cycle(
+    optimizer: torch.optim.Optimizer, total: int, warmup: int, m: float
+) -> torch.optim.lr_scheduler.OneCycleLR:
+    """OneCycleLR from lr/25 up to lr over the warm-up, then cosine down to ``m * lr``. torch needs
+    at least 2 steps and a warm-up fraction strictly inside (1/T, 1): clamp, do not fail, on tiny runs."""
+    T = max(total, 2)
+    pct = min(max(warmup / T, 1.5 / T), 1 - 0.5 / T)
+    return torch.optim.lr_scheduler.OneCycleLR(
+        optimizer, max_lr=[g["lr"] for g in optimizer.param_groups], total_steps=T, pct_start=pct,
+        cycle_momentum=False, final_div_factor=1 / max(m, 1e-6) / 25,
+    )  # fmt: skip
 
 
 class LambdaRule:
