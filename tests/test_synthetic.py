@@ -188,3 +188,10 @@ def test_pickles_without_its_caches(ds, frame):
     blob = pickle.dumps(ds)
     assert len(blob) < 2_000_000  # the camera background and noise texture (~5 MB) stay behind
     assert np.array_equal(pickle.loads(blob).load_frame(3).images["image_2"], frame.images["image_2"])
+
+
+@pytest.mark.parametrize("bad", [{"frames": 0}, {"sequences": "many"}, {"rings": 2.5}, {"min_visibility": 1.5}])
+def test_bad_option_values_are_config_errors(bad):
+    key = next(iter(bad))
+    with pytest.raises(ConfigError, match=f"options.{key}"):
+        SyntheticDataset.from_options(**bad)

@@ -92,3 +92,12 @@ def test_cli_writes_the_layout(tmp_path, capsys):
     assert (tmp_path / "s" / "object" / "training" / "label_2" / "000000.txt").is_file()
     assert (tmp_path / "s" / "tracking" / "training" / "oxts" / "0000.txt").read_text().count("\n") == 1
     assert "  val:" not in (tmp_path / "s" / "kitti_object.yaml").read_text()  # one sequence: no val split
+
+
+def test_cli_bad_input_is_one_line_error(tmp_path, capsys):
+    (tmp_path / "file").write_text("x")
+    assert main(["data", "synth", "--out", str(tmp_path / "file"), "--frames", "1", "--sequences", "1"]) == 2
+    assert main(["data", "synth", "--out", str(tmp_path / "d"), "--frames", "0", "--sequences", "1"]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 2 and "not a folder" in err[0] and "options.frames" in err[1]
+    assert not (tmp_path / "d").exists()

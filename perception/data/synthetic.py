@@ -62,6 +62,27 @@ _PAINT_REFLECTIVITY = 0.8
 _CACHED_SEQUENCES = 8
 
 
+_LIMITS = {"sequences": (1, 10_000), "frames": (1, 100_000), "seed": (0, 2**63 - 1), "val_sequences": (0, 10_000),
+           "density": (0.01, 10.0), "rings": (2, 256), "azimuth_steps": (8, 16_384), "min_visibility": (0.0, 1.0),
+           "min_height_px": (0.0, 375.0)}  # fmt: skip
+
+
+def _checked_options(options: dict[str, Any], source: Path | None) -> dict[str, Any]:
+    """Options as numbers of the default's type, each within its range, else one ConfigError naming it."""
+    out = {}
+    for key, value in options.items():
+        lo, hi = _LIMITS[key]
+        kind = type(_OPTIONS[key])
+        try:
+            number = kind(value)
+        except (TypeError, ValueError):
+            raise ConfigError(f"options.{key}: {value!r} is not a number", path=source) from None
+        if not lo <= number <= hi or (kind is int and number != value):
+            raise ConfigError(f"options.{key}: {value!r} must be {kind.__name__} in [{lo}, {hi}]", path=source)
+        out[key] = number
+    return out
+
+
 def _rotation(rx: float, ry: float, rz: float) -> np.ndarray:
     cx, sx, cy, sy, cz, sz = np.cos(rx), np.sin(rx), np.cos(ry), np.sin(ry), np.cos(rz), np.sin(rz)
     return (
@@ -112,16 +133,16 @@ class SyntheticDataset(DriveDataset):
 
     def __init__(self, spec: DatasetSpec, split: str | None = None):
         super().__init__(spec, split)
-        self.options = resolve_options(spec, _OPTIONS)
-        o = self.options
-        n, n_val = int(o["sequences"]), int(o["val_sequences"]) if int(o["sequences"]) > int(o["val_sequences"]) else 0
+        self.options = o = _checked_options(resolve_options(spec, _OPTIONS), spec.source)
+        n = o["sequences"]
+        n_val = o["val_sequences"] if n > o["val_sequences"] else 0
         seqs = {None: range(n), "all": range(n), "train": range(n - n_val), "val": range(n - n_val, n)}
         if self.split not in seqs:
             raise ConfigError(f"unknown split {self.split!r}; splits: train, val, all", path=spec.source)
-        self.keys = [(s, f) for s in seqs[self.split] for f in range(int(o["frames"]))]
+        self.keys = [(s, f) for s in seqs[self.split] for f in range(o["frames"])]
         self.calib_raw = synthetic_calib_raw()
         self.calibration = kitti_calibration(self.calib_raw, {"image_2": IMAGE_SIZE, "image_3": IMAGE_SIZE})
-        self.lidar = LidarModel(rings=int(o["rings"]), azimuth_steps=int(o["azimuth_steps"]))
+        self.lidar = LidarModel(rings=o["rings"], azimuth_steps=o["azimuth_steps"])
         self._cache: OrderedDict[int, tuple[Scenario, dict]] = OrderedDict()
 
     @classmethod
@@ -154,7 +175,7 @@ class SyntheticDataset(DriveDataset):
         if seq not in self._cache:
             o = self.options
             T_velo_from_imu = self.calibration.T("lidar", "imu")
-            scenario = make_scenario(int(o["seed"]), seq, int(o["frames"]), float(o["density"]), T_velo_from_imu)
+            scenario = make_scenario(o["seed"], seq, o["frames"], o["density"], T_velo_from_imu)
             self._cache[seq] = (scenario, {})
             if len(self._cache) > _CACHED_SEQUENCES:
                 self._cache.popitem(last=False)
@@ -165,7 +186,7 @@ class SyntheticDataset(DriveDataset):
         scenario, extra = self._sequence(seq)
         if "renderer" not in extra:
             intr = self.calibration.cameras[CAMERA]
-            rng = np.random.default_rng([int(self.options["seed"]), seq, 11])
+            rng = np.random.default_rng([self.options["seed"], seq, 11])
             T_cam_from_ego = self.calibration.T(CAMERA, "ego")
             extra["renderer"] = CameraRenderer(intr.K, intr.width, intr.height, T_cam_from_ego, scenario.road,
                                                scenario.T_road_from_ego(0.0), rng)  # fmt: skip
@@ -202,7 +223,7 @@ class SyntheticDataset(DriveDataset):
         b_near = np.hypot(*(scenario.statics[:, :2] - T_road_from_ego.translation[:2]).T) < SENSE_RANGE_M + 40
         statics = _to_ego(scenario.statics[b_near], T_ego_from_road)
         solid = parts["solid"]
-        rng = np.random.default_rng([int(self.options["seed"]), seq, idx, 1])
+        rng = np.random.default_rng([self.options["seed"], seq, idx, 1])
         points, _ = self.lidar.cast(
             np.concatenate([statics, parts["boxes"][solid]]),
             np.concatenate([scenario.static_reflectivity[b_near], actors.reflectivity[near][parts["owner"][solid]]]),
@@ -237,8 +258,8 @@ class SyntheticDataset(DriveDataset):
                           velocity_xy=scene["velocity"][keep], attributes=attrs)  # fmt: skip
         objs = boxes3d_to_objects(boxes3d, self.calibration, self.class_names)
         boxes3d = boxes3d.replace(attributes={**attrs, "alpha": objs.alpha, "difficulty": kitti_difficulty(objs)})
-        tall = rects[:, 3] - rects[:, 1] >= float(self.options["min_height_px"])
-        shown = valid & (visible >= float(self.options["min_visibility"])) & tall
+        tall = rects[:, 3] - rects[:, 1] >= self.options["min_height_px"]
+        shown = valid & (visible >= self.options["min_visibility"]) & tall
         boxes2d = Boxes2D(rects[shown], labels[keep][shown], track_ids=scene["track_id"][keep][shown],
                           attributes={k: attrs[k][shown] for k in ("visibility", "occluded", "truncated")})  # fmt: skip
         return _Truth(boxes3d, boxes2d)
@@ -261,7 +282,7 @@ class SyntheticDataset(DriveDataset):
             bias_m=np.concatenate([np.zeros(n), parts["decal"][drawn] * 0.5]),
             windows=np.concatenate([scene["static_windows"], np.zeros(drawn.sum(), bool)]),
         )  # fmt: skip
-        rng = np.random.default_rng([int(self.options["seed"]), seq, scene["idx"], 2])
+        rng = np.random.default_rng([self.options["seed"], seq, scene["idx"], 2])
         return renderer.add_noise(image, rng)
 
 

@@ -37,7 +37,7 @@ from perception.data.kitti_format import (
 )
 from perception.data.synthetic import CAMERA, SyntheticDataset
 from perception.data.synthetic_scene import CLASSES
-from perception.errors import CorruptFileError
+from perception.errors import CorruptFileError, DataError
 from perception.files import atomic_path, atomic_write
 
 EARTH_RADIUS_M = 6378137.0
@@ -126,6 +126,8 @@ def write_synthetic_dataset(out: str | Path, frames: int = 50, sequences: int = 
     Every file is written atomically. Returns ``out``.
     """
     out = Path(out)
+    if out.exists() and not out.is_dir():
+        raise DataError("output folder exists and is not a folder", path=out)
     n_val = max(1, sequences // 4) if sequences > 1 else 0
     ds = SyntheticDataset.from_options(sequences=sequences, frames=frames, seed=seed, val_sequences=n_val)
     obj, trk = out / "object" / "training", out / "tracking" / "training"
@@ -166,7 +168,7 @@ def _finish_sequence(ds: SyntheticDataset, trk: Path, seq: int, rows: list[str],
     with atomic_write(trk / "label_02" / f"{seq:04d}.txt") as f:
         f.write("".join(r + "\n" for r in rows))
     write_calib_file(trk / "calib" / f"{seq:04d}.txt", ds.calib_raw)
-    rng = np.random.default_rng([int(ds.options["seed"]), seq, 13])
+    rng = np.random.default_rng([ds.options["seed"], seq, 13])
     oxts = oxts_rows(imu_poses, scenario.ego_speed, scenario.ego_speed * scenario.road.kappa, rng)
     with atomic_write(trk / "oxts" / f"{seq:04d}.txt") as f:
         f.write(format_oxts(oxts))
