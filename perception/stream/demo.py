@@ -38,7 +38,7 @@ def render_demo_video(
     """
     source = DatasetSequenceSource(dataset, sequence, fps=fps)
     pipeline = StreamPipeline(
-        predictor, tracker3d=tracker, sinks=[VideoSink(out_path, fps)], camera=camera,
+        predictor, tracker3d=tracker, sinks=[VideoSink(out_path, fps, preset="veryfast")], camera=camera,
         class_names=None if predictor is not None else source.class_names, show_gt=show_gt,
     )  # fmt: skip
     stats = pipeline.run(source, max_frames=max_frames)

@@ -67,10 +67,11 @@ class VideoSink(Sink):
     else MPEG-4 part 2 through OpenCV. The size is fixed by the first frame; a frame of another
     size is letterboxed into it (logged once), so the file stays valid."""
 
-    def __init__(self, path: str | Path, fps: float = 10.0, codec: str = "auto"):
+    def __init__(self, path: str | Path, fps: float = 10.0, codec: str = "auto", preset: str = "ultrafast"):
         self.path = check_writable(Path(path), "video")
         self.fps = float(fps) if fps and fps > 0 else 10.0
         self.codec = ("h264" if shutil.which("ffmpeg") else "mp4v") if codec == "auto" else codec
+        self.preset = preset  # x264 speed/size trade-off: ultrafast keeps encoding off the critical path
         self.tmp = self.path.with_name(f".{self.path.stem}.tmp{self.path.suffix or '.mp4'}")
         self.size: tuple[int, int] | None = None
         self.frames = 0
@@ -83,7 +84,7 @@ class VideoSink(Sink):
         if self.codec == "h264":
             # Own session: Ctrl-C reaches us, not ffmpeg, so we can still close the file properly.
             cmd = ["ffmpeg", "-loglevel", "error", "-y", "-f", "rawvideo", "-pix_fmt", "bgr24", "-s", f"{width}x{height}",
-                   "-r", f"{self.fps:g}", "-i", "-", "-an", "-c:v", "libx264", "-preset", "veryfast", "-crf", "23",
+                   "-r", f"{self.fps:g}", "-i", "-", "-an", "-c:v", "libx264", "-preset", self.preset, "-crf", "23",
                    "-pix_fmt", "yuv420p", "-vf", "pad=ceil(iw/2)*2:ceil(ih/2)*2", "-movflags", "+faststart",
                    "-f", "mp4", str(self.tmp)]  # fmt: skip
             self._ffmpeg = subprocess.Popen(cmd, stdin=subprocess.PIPE, stderr=subprocess.PIPE, start_new_session=True)
@@ -103,7 +104,7 @@ class VideoSink(Sink):
             image = fit_to(image, *self.size)
         if self._ffmpeg is not None:
             try:
-                self._ffmpeg.stdin.write(np.ascontiguousarray(image).tobytes())
+                self._ffmpeg.stdin.write(memoryview(np.ascontiguousarray(image)).cast("B"))
             except BrokenPipeError:
                 err = self._ffmpeg.stderr.read().decode(errors="replace").strip()
                 raise PerceptionError(f"ffmpeg stopped while writing: {err[-300:]}", path=self.path) from None

@@ -14,7 +14,7 @@ import numpy as np
 
 from perception.core import Boxes3D, Frame, PointCloud, bev_corners
 from perception.viz.colors import GT_COLOR, box_colors, class_color, ground_z_range, height_colormap, track_color
-from perception.viz.text import box_text, pt, put_label
+from perception.viz.text import box_text, pt, put_label, text_size
 
 DEFAULT_RANGE_M = (-20.0, 60.0, -40.0, 40.0)  # x_min, x_max, y_min, y_max in the ego frame
 BACKGROUND_GREY = 22
@@ -157,7 +157,7 @@ def _draw_legend(img: np.ndarray, labels: np.ndarray, class_names) -> None:
     for label in values[np.argsort(-counts, kind="stable")][:12]:
         name = class_names[label] if class_names is not None and label < len(class_names) else str(label)
         text = f"{name} {counts[values == label][0]}"
-        (tw, _), _ = cv2.getTextSize(text, cv2.FONT_HERSHEY_SIMPLEX, 0.4, 1)
+        tw = text_size(text, 0.4)[0]
         x = img.shape[1] - tw - 24
         cv2.rectangle(img, (x, y - 9), (x + 10, y + 1), class_color(int(label), class_names), -1)
         cv2.putText(img, text, (x + 15, y), cv2.FONT_HERSHEY_SIMPLEX, 0.4, (220, 220, 220), 1, cv2.LINE_AA)

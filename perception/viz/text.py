@@ -8,13 +8,19 @@ import numpy as np
 FONT = cv2.FONT_HERSHEY_SIMPLEX
 
 
+def text_size(text: str, scale: float) -> tuple[int, int, int]:
+    """``(width, height, baseline)`` of ``text`` in pixels at ``scale``."""
+    (tw, th), base = cv2.getTextSize(text, FONT, scale, 1)
+    return tw, th, base
+
+
 def put_label(img: np.ndarray, text: str, anchor_xy: tuple[int, int], color, scale: float = 0.45) -> None:
     """Write ``text`` on a tag of ``color`` whose bottom-left corner sits at ``anchor_xy`` (pixels),
     moved inside the image so the tag is never cut off. Dark or light text, whichever reads better."""
-    (tw, th), base = cv2.getTextSize(text, FONT, scale, 1)
+    tw, th, base = text_size(text, scale)
     h, w = img.shape[:2]
-    x = int(np.clip(anchor_xy[0], 0, max(w - tw - 4, 0)))
-    y = int(np.clip(anchor_xy[1], th + base + 2, h - 1))
+    x = int(min(max(anchor_xy[0], 0), max(w - tw - 4, 0)))
+    y = int(min(max(anchor_xy[1], th + base + 2), h - 1))
     cv2.rectangle(img, (x, y - th - base - 2), (x + tw + 4, y), color, -1)
     luminance = 0.114 * color[0] + 0.587 * color[1] + 0.299 * color[2]
     ink = (0, 0, 0) if luminance > 140 else (255, 255, 255)
@@ -25,9 +31,9 @@ def draw_hud(img: np.ndarray, lines: list[str], scale: float = 0.5) -> np.ndarra
     """Draw ``lines`` top-left on a translucent dark panel, in place; returns ``img``."""
     if not lines:
         return img
-    sizes = [cv2.getTextSize(s, FONT, scale, 1) for s in lines]
-    line_h = max(th + base for (_, th), base in sizes) + 4
-    width = max(tw for (tw, _), _ in sizes) + 12
+    sizes = [text_size(s, scale) for s in lines]
+    line_h = max(th + base for _, th, base in sizes) + 4
+    width = max(tw for tw, _, _ in sizes) + 12
     height = line_h * len(lines) + 6
     h, w = img.shape[:2]
     roi = img[0 : min(height, h), 0 : min(width, w)]

@@ -1,0 +1,133 @@
+"""Streaming speed: ``perception stream``'s pipeline against the bare model on the same frames, and
+against ultralytics' own ``predict`` on the same video and model.
+
+    .venv/bin/python benchmarks/bench_stream.py [--frames 100] [--imgsz 640] [--threads 2]
+
+The model is a random-init YOLO11n (no weights exist here; speed does not depend on them), saved
+once as a checkpoint that both sides load. The video is a 1242x375 (KITTI-sized) H.264 test pattern.
+Rows:
+  bare model        YoloPredictor.predict on frames already decoded in memory (the ceiling)
+  stream            decode | predict + ByteTrack | draw boxes, trails, HUD (no output)
+  stream + MP4      the same, also encoding an H.264 MP4 of the drawn frames
+  ultralytics       YOLO.predict(source=video, stream=True), and with save=True (its annotated video)
+Each figure is the median of ``--repeats`` runs after a warm-up.
+"""
+
+from __future__ import annotations
+
+import argparse
+import shutil
+import statistics
+import subprocess
+import tempfile
+import time
+from pathlib import Path
+
+import cv2
+import numpy as np
+import torch
+
+
+def make_video(path: Path, frames: int, size: tuple[int, int] = (1242, 375)) -> Path:
+    """A moving test pattern with coloured blocks, H.264 (or MPEG-4 when ffmpeg is absent)."""
+    if shutil.which("ffmpeg"):
+        w, h = size
+        subprocess.run(["ffmpeg", "-loglevel", "error", "-y", "-f", "lavfi", "-i", f"testsrc2=size={w}x{h}:rate=10",
+                        "-frames:v", str(frames), "-c:v", "libx264", "-pix_fmt", "yuv420p", str(path)], check=True)  # fmt: skip
+        return path
+    writer = cv2.VideoWriter(str(path), cv2.VideoWriter_fourcc(*"mp4v"), 10, size)
+    for i in range(frames):
+        img = np.full((size[1], size[0], 3), 60, np.uint8)
+        cv2.rectangle(img, (40 + 8 * i, 120), (240 + 8 * i, 300), (0, 140, 255), -1)
+        writer.write(img)
+    writer.release()
+    return path
+
+
+def random_yolo(path: Path) -> Path:
+    """Save a random-init YOLO11n detector as a checkpoint (nothing downloaded)."""
+    from perception.models.yolo.env import import_ultralytics
+
+    ultralytics = import_ultralytics()
+    cfg = Path(ultralytics.__file__).parent / "cfg/models/11/yolo11n.yaml"
+    model = ultralytics.YOLO(str(cfg), task="detect", verbose=False)
+    model.save(str(path))
+    return path
+
+
+def timed(fn, repeats: int) -> float:
+    """Median seconds of ``fn()`` over ``repeats`` runs."""
+    times = []
+    for _ in range(repeats):
+        t0 = time.perf_counter()
+        fn()
+        times.append(time.perf_counter() - t0)
+    return statistics.median(times)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--frames", type=int, default=100)
+    parser.add_argument("--imgsz", type=int, default=640)
+    parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--repeats", type=int, default=3)
+    args = parser.parse_args()
+    torch.set_num_threads(args.threads)
+
+    from perception.models.yolo.predictor import YoloPredictor
+    from perception.stream import StreamPipeline, VideoSink
+    from perception.stream.sources import VideoFileSource
+    from perception.tracking import Tracker2D
+
+    tmp = Path(tempfile.mkdtemp(prefix="bench_stream_"))
+    video = make_video(tmp / "clip.mp4", args.frames)
+    weights = random_yolo(tmp / "yolo11n_random.pt")
+    predictor = YoloPredictor(weights, imgsz=args.imgsz)
+    source = VideoFileSource(video)
+    frames = list(source)
+    n = len(frames)
+    for f in frames[:5]:  # warm-up
+        predictor.predict(f)
+
+    bare = timed(lambda: [predictor.predict(f) for f in frames], args.repeats)
+
+    def stream(save: bool) -> None:
+        sinks = [VideoSink(tmp / "ours.mp4", 10)] if save else []
+        stats = StreamPipeline(predictor, tracker2d=Tracker2D(), sinks=sinks).run(VideoFileSource(video))
+        assert stats.frames == n, (stats.frames, n)
+
+    ours = timed(lambda: stream(False), args.repeats)
+    ours_mp4 = timed(lambda: stream(True), args.repeats)
+
+    yolo = predictor.yolo
+
+    def ultralytics(save: bool) -> None:
+        results = yolo.predict(source=str(video), stream=True, imgsz=args.imgsz, conf=predictor.conf, verbose=False,
+                               save=save, project=str(tmp / "ultra"), name="run", exist_ok=True)  # fmt: skip
+        count = sum(1 for _ in results)
+        assert count == n, (count, n)
+
+    ultra = timed(lambda: ultralytics(False), args.repeats)
+    ultra_mp4 = timed(lambda: ultralytics(True), args.repeats)
+
+    fps = {
+        k: n / v
+        for k, v in {"bare": bare, "ours": ours, "ours_mp4": ours_mp4, "ultra": ultra, "ultra_mp4": ultra_mp4}.items()
+    }
+    print(
+        f"YOLO11n random init, imgsz {args.imgsz}, {n} frames 1242x375, torch {torch.__version__}, {args.threads} threads"
+    )
+    print(f"{'comparison':44s} {'ours FPS':>9s} {'ref FPS':>9s} {'ratio':>6s}")
+    rows = [
+        ("stream (no output) vs bare model", fps["ours"], fps["bare"]),
+        ("stream + MP4 vs bare model", fps["ours_mp4"], fps["bare"]),
+        ("stream (no output) vs ultralytics predict", fps["ours"], fps["ultra"]),
+        ("stream + MP4 vs ultralytics predict save=True", fps["ours_mp4"], fps["ultra_mp4"]),
+    ]
+    for name, ours_fps, ref_fps in rows:
+        print(f"{name:44s} {ours_fps:9.1f} {ref_fps:9.1f} {ours_fps / ref_fps:6.2f}")
+    shutil.rmtree(tmp, ignore_errors=True)
+
+
+if __name__ == "__main__":
+    main()
