@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import shutil
 import socket
 import threading
 import time
@@ -15,7 +16,7 @@ import pytest
 from perception.cli import main
 from perception.core import Boxes2D, Frame, Predictions
 from perception.errors import ConfigError, CorruptFileError, DataError
-from perception.stream import JsonlSink, StreamPipeline, VideoSink, open_source
+from perception.stream import ImageFolderSink, JsonlSink, StreamPipeline, VideoSink, open_source
 from perception.stream.reader import ThreadedReader
 from perception.stream.sources import VIDEO_CAMERA
 from perception.viz.colors import class_color, track_color
@@ -234,3 +235,19 @@ def test_kitti_sequence_with_ground_truth_and_bev(shared_data, tmp_path):
     assert (bev.max(axis=2) - bev.min(axis=2) > 60).mean() > 0.005, "coloured lidar points in the BEV panel"
     pedestrian = np.abs(frames[0][:, :w].astype(int) - class_color(1, KITTI)).sum(axis=2) < 80  # 000000: one pedestrian
     assert pedestrian.sum() > 50, "ground-truth boxes drawn in class colours on the camera"
+
+
+@pytest.mark.parametrize("codec", ["mp4v", "h264"])
+def test_video_sink_codecs_and_image_folder(video, tmp_path, codec):
+    if codec == "h264" and shutil.which("ffmpeg") is None:
+        pytest.skip("needs the ffmpeg program for H.264")
+    out, folder = tmp_path / f"{codec}.mp4", tmp_path / "frames"
+    stats = StreamPipeline(sinks=[VideoSink(out, 10, codec=codec), ImageFolderSink(folder)]).run(open_source(video))
+    assert stats.outputs == [out, folder]
+    assert len(read_video(out)) == N
+    assert sorted(p.name for p in folder.iterdir()) == [f"{i:06d}.jpg" for i in range(N)]
+
+
+def test_empty_run_writes_nothing(tmp_path):
+    sink = VideoSink(tmp_path / "never.mp4", 10)
+    assert sink.close() is None and not list(tmp_path.iterdir())

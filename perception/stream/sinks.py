@@ -113,12 +113,15 @@ class VideoSink(Sink):
         self.frames += 1
 
     def close(self) -> Path | None:
+        """Finalise the MP4 and move it into place; None when no frame was written."""
         ok = self._finish()
         if self.frames and ok and self.tmp.exists() and self.tmp.stat().st_size > 0:
             os.replace(self.tmp, self.path)
             return self.path
         with contextlib.suppress(FileNotFoundError):
             self.tmp.unlink()
+        if self.frames:
+            raise PerceptionError(f"the encoder failed after {self.frames} frames; no video written", path=self.path)
         return None
 
     def _finish(self) -> bool:

@@ -25,6 +25,7 @@ REAL_SAMPLES: dict[str, tuple[str, str, int, str | None]] = {
     "argoverse2": ("argoverse2.yaml", "argoverse2/sensor", 1, None),
     "waymo": ("waymo.yaml", "waymo/v1_perception", 1, "FRONT"),
 }
+REPO_DATASETS = Path(__file__).resolve().parents[2] / "datasets"
 SAMPLE_BEV_RANGE_M = (-30.0, 60.0, -45.0, 45.0)  # wider than the stream panel: full-surround datasets
 
 
@@ -48,23 +49,25 @@ def render_sample(frame: Frame, camera: str | None = None, bev_range_m=SAMPLE_BE
 
 
 def render_real_samples(
-    shared_data_dir: str | Path, out_dir: str | Path, datasets_dir: str | Path = "datasets", render_3d: bool = True
+    shared_data_dir: str | Path, out_dir: str | Path, datasets_dir: str | Path | None = None, render_3d: bool = True
 ) -> list[Path]:
     """Draw the ground truth of the real excerpts to PNGs in ``out_dir``.
 
     For each dataset of ``REAL_SAMPLES`` present under ``shared_data_dir``: ``<name>_<frame>.png``
     (camera + BEV) for its first frames, and ``<name>_<frame>_3d.png`` (open3d, off screen) for
-    the first frame with lidar when ``render_3d``. Returns the written paths.
+    the first frame with lidar when ``render_3d``. ``datasets_dir`` holds the dataset YAMLs (default:
+    the repository's ``datasets/``). Returns the written paths.
     """
     from perception.data.registry import load_dataset
 
     shared, out, written = Path(shared_data_dir), Path(out_dir), []
+    datasets_dir = Path(datasets_dir) if datasets_dir is not None else REPO_DATASETS
     for name, (yaml_name, root, count, camera) in REAL_SAMPLES.items():
         if not (shared / root).exists():
             log.info("real samples: %s skipped (%s absent)", name, shared / root)
             continue
         try:
-            dataset = load_dataset(Path(datasets_dir) / yaml_name, root=str((shared / root).resolve()))
+            dataset = load_dataset(datasets_dir / yaml_name, root=str((shared / root).resolve()))
             frames = [dataset.load_frame(i) for i in range(min(count, len(dataset)))]
         except PerceptionError as e:
             log.warning("real samples: %s skipped: %s", name, e)
