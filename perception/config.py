@@ -41,7 +41,9 @@ def load_yaml(path: str | Path) -> dict[str, Any]:
         data = _safe_load(path.read_text())
     except yaml.YAMLError as e:
         line = getattr(getattr(e, "problem_mark", None), "line", None)
-        raise ConfigError(f"invalid YAML: {getattr(e, 'problem', e)}", path=path, line=None if line is None else line + 1) from None
+        raise ConfigError(
+            f"invalid YAML: {getattr(e, 'problem', e)}", path=path, line=None if line is None else line + 1
+        ) from None
     if data is None:
         return {}
     if not isinstance(data, dict):

@@ -7,9 +7,10 @@ y and z axes, ``yaw`` the heading about +z, counter-clockwise from +x, in radian
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 from types import MappingProxyType
-from typing import Any, Mapping
+from typing import Any
 
 import numpy as np
 
@@ -49,9 +50,7 @@ class _BoxSet:
     def __getitem__(self, index) -> Any:
         if isinstance(index, (int, np.integer)):
             index = [index]
-        kwargs = {
-            name: None if getattr(self, name) is None else getattr(self, name)[index] for name in self._PER_BOX
-        }
+        kwargs = {name: None if getattr(self, name) is None else getattr(self, name)[index] for name in self._PER_BOX}
         kwargs["attributes"] = {k: v[index] for k, v in self.attributes.items()}
         return type(self)(**kwargs)
 

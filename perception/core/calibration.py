@@ -7,9 +7,9 @@ Camera frames follow the OpenCV convention: x right, y down, z forward (optical 
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from types import MappingProxyType
-from typing import Mapping
 
 import numpy as np
 

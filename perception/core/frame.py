@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from types import MappingProxyType
-from typing import Mapping
 
 import numpy as np
 
@@ -56,7 +56,9 @@ class Frame:
     @property
     def name(self) -> str:
         """A readable id for messages and file names: ``kitti/0001/000042``."""
-        return f"{self.dataset}/{self.sequence}/{self.index:06d}" if self.sequence else f"{self.dataset}/{self.index:06d}"
+        return (
+            f"{self.dataset}/{self.sequence}/{self.index:06d}" if self.sequence else f"{self.dataset}/{self.index:06d}"
+        )
 
 
 @dataclass(frozen=True, slots=True)

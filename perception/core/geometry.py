@@ -105,4 +105,3 @@ def project_boxes_to_rects(
         xyxy = np.clip(xyxy, 0, [intr.width, intr.height, intr.width, intr.height])
         valid &= (xyxy[:, 2] > xyxy[:, 0]) & (xyxy[:, 3] > xyxy[:, 1])
     return np.nan_to_num(xyxy).astype(np.float32), valid
-

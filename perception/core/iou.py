@@ -68,8 +68,9 @@ def _candidate_pairs(a: np.ndarray, b: np.ndarray) -> tuple[np.ndarray, np.ndarr
     """Pairs (i, j) whose BEV bounding circles overlap: no other pair can intersect."""
     ra = np.hypot(a[:, 3], a[:, 4]) / 2
     rb = np.hypot(b[:, 3], b[:, 4]) / 2
-    d2 = ((a[:, None, :2] - b[None, :, :2]) ** 2).sum(-1)
-    return np.nonzero(d2 <= (ra[:, None] + rb[None, :] + 1e-6) ** 2)
+    dx = a[:, None, 0] - b[None, :, 0]
+    dy = a[:, None, 1] - b[None, :, 1]
+    return np.nonzero(dx * dx + dy * dy <= (ra[:, None] + rb[None, :] + 1e-6) ** 2)
 
 
 def bev_intersection(a: np.ndarray, b: np.ndarray) -> np.ndarray:

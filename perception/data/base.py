@@ -23,7 +23,16 @@ from perception.config import check_keys, load_yaml
 from perception.core import Frame
 from perception.errors import ConfigError, DataError
 
-_SPEC_KEYS = {"format": "", "root": "", "split": "", "splits": {}, "classes": [], "class_map": {}, "options": {}, "name": ""}
+_SPEC_KEYS = {
+    "format": "",
+    "root": "",
+    "split": "",
+    "splits": {},
+    "classes": [],
+    "class_map": {},
+    "options": {},
+    "name": "",
+}
 
 
 @dataclass(frozen=True)
