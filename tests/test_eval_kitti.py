@@ -184,3 +184,27 @@ def test_real_labels_repeated_perfect(shared_data):
         for cls, per_diff in res.num_gt.items():
             for d, n in per_diff.items():
                 assert res.ap_r40[m][cls][d] == pytest.approx(100.0 if n else 0.0)
+
+
+def test_frame_without_kitti_camera_evaluates_bev_and_3d():
+    from perception.core import Boxes3D, Frame
+    from perception.eval.kitti import boxes_to_kitti, frame_to_kitti_gt
+
+    rows = np.array([[10.0 + 3 * i, 2.0, 0.0, 4.0, 1.8, 1.5, 0.3] for i in range(2)], np.float32)
+    frame = Frame("synthetic", "", 0, 0.0, ("car",), boxes3d=Boxes3D(rows, [0, 0]))
+    gt = frame_to_kitti_gt(frame)
+    assert gt.type.tolist() == ["car", "car"] and (gt.bbox[:, 3] - gt.bbox[:, 1] == 100).all()
+    dt = boxes_to_kitti(frame.boxes3d.replace(scores=np.array([0.9, 0.8], np.float32)), frame)
+    res = evaluate_kitti([gt] * N, [dt] * N, classes=("Car",), metrics=("bev", "3d"))
+    assert res.ap_r40["3d"]["Car"]["easy"] == pytest.approx(100.0)
+
+
+def test_ground_truth_from_dataset_keeps_dontcare(shared_data):
+    from perception.data.registry import load_dataset
+    from perception.eval.kitti import frame_to_kitti_gt
+
+    ds = load_dataset("datasets/kitti.yaml")
+    i = next(i for i in range(len(ds)) if "DontCare" in ds.kitti_objects(i).type)
+    frame = ds.load_frame(i, points=False, images=False)
+    gt = frame_to_kitti_gt(frame, ds, i)
+    assert "DontCare" in gt.type and len(gt) > len(frame.boxes3d)
