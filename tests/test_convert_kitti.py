@@ -99,3 +99,10 @@ def test_second_split_continues_ids(av2, tmp_path):
     (tmp_path / "ImageSets/val.txt").rename(tmp_path / "ImageSets/train.txt")
     convert_to_kitti(av2, tmp_path)
     assert (tmp_path / "ImageSets/val.txt").read_text().split() == ["000003", "000004", "000005"]
+
+
+def test_kitti_objects_on_non_kitti_loaders(av2):
+    objs = av2.kitti_objects(0)
+    f = av2.load_frame(0, points=False, images=False)
+    assert len(objs) == len(f.boxes3d) and objs.type[0] == av2.class_names[f.boxes3d.labels[0]]
+    np.testing.assert_allclose(objs.dimensions_hwl[:, [2, 1, 0]], f.boxes3d.lwh, atol=1e-6)  # hwl <-> lwh

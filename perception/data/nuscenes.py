@@ -116,6 +116,17 @@ def pose(record: dict[str, Any]) -> SE3:
     )
 
 
+def quaternions_to_matrices(wxyz: np.ndarray) -> np.ndarray:
+    """(N, 4) quaternions (w, x, y, z) -> (N, 3, 3) rotation matrices."""
+    q = np.asarray(wxyz, np.float64)
+    w, x, y, z = (q / np.linalg.norm(q, axis=1, keepdims=True)).T
+    return np.stack([
+        np.stack([1 - 2 * (y * y + z * z), 2 * (x * y - z * w), 2 * (x * z + y * w)], axis=1),
+        np.stack([2 * (x * y + z * w), 1 - 2 * (x * x + z * z), 2 * (y * z - x * w)], axis=1),
+        np.stack([2 * (x * z - y * w), 2 * (y * z + x * w), 1 - 2 * (x * x + y * y)], axis=1),
+    ], axis=1)  # fmt: skip
+
+
 def read_pcd_bin(path: Path, channels: int = 5) -> np.ndarray:
     """A nuScenes/Lyft ``.pcd.bin`` / ``.bin`` sweep -> (N, 5) float32 x y z intensity ring (lidar frame)."""
     if not path.is_file():
@@ -165,6 +176,7 @@ class NuScenesDataset(KittiRowsMixin, DriveDataset):
         self.categories = CategoryMap(spec.classes, spec.class_map, NUSCENES_TO_DETECTION)
         self.samples = self._keyframes(entry.get("scenes"))
         self._sample_data: dict[tuple[str, str], dict[str, Any]] | None = None
+        self._instance_index: dict[str, int] | None = None
 
     def _keyframes(self, scene_names: list[str] | None) -> list[_Sample]:
         scenes = {s["token"]: s for s in self.tables.rows("scene")}
@@ -252,20 +264,19 @@ class NuScenesDataset(KittiRowsMixin, DriveDataset):
 
     def load_boxes(self, sample_token: str, T_global_from_ego: SE3) -> Boxes3D:
         anns = self.tables.group("sample_annotation", "sample_token").get(sample_token, [])
-        names = [self._category(a) for a in anns]
-        labels = self.categories.labels(names, self.tables.folder / "category.json")
+        labels = self.categories.labels([self._category(a) for a in anns], self.tables.folder / "category.json")
         keep = [a for a, lab in zip(anns, labels, strict=True) if lab != DROP]
         T_ego_from_global = T_global_from_ego.inverse()
-        rows, vel = np.zeros((len(keep), 7)), np.zeros((len(keep), 2))
-        for j, a in enumerate(keep):
-            T_ego_from_box = T_ego_from_global @ pose(a)
-            w, l, h = a["size"]  # nuScenes stores (width, length, height)
-            rows[j] = [*T_ego_from_box.translation, l, w, h, T_ego_from_box.yaw_rad]
-            vel[j] = T_ego_from_global.apply_vectors(self._velocity(a)[None])[0, :2]
-        instances = {r["token"]: i for i, r in enumerate(self.tables.rows("instance"))}
+        centre = T_ego_from_global.apply(np.array([a["translation"] for a in keep], np.float64).reshape(-1, 3))
+        R = T_ego_from_global.rotation @ quaternions_to_matrices(np.array([a["rotation"] for a in keep]).reshape(-1, 4))
+        wlh = np.array([a["size"] for a in keep], np.float64).reshape(-1, 3)  # nuScenes stores (width, length, height)
+        rows = np.column_stack([centre, wlh[:, [1, 0, 2]], np.arctan2(R[:, 1, 0], R[:, 0, 0])])
+        vel = T_ego_from_global.apply_vectors(np.array([self._velocity(a) for a in keep]).reshape(-1, 3))[:, :2]
+        if self._instance_index is None:
+            self._instance_index = {r["token"]: i for i, r in enumerate(self.tables.rows("instance"))}
         return Boxes3D(
             rows, labels[labels != DROP], velocity_xy=vel,
-            track_ids=[instances.get(a["instance_token"], -1) for a in keep],
+            track_ids=[self._instance_index.get(a["instance_token"], -1) for a in keep],
             attributes={
                 "num_points": np.array([a.get("num_lidar_pts", -1) for a in keep], np.int64).reshape(-1),
                 "visibility": np.array([int(a.get("visibility_token") or 0) for a in keep], np.int64).reshape(-1),
