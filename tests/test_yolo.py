@@ -217,3 +217,74 @@ def test_modified_architectures_build_train_and_export(name, trained, tmp_path):
     best = train_yolo(ROOT / "configs" / f"{name}.yaml", trained["data"], tmp_path / name, options_from_dict(TINY),
                       {**TINY_EXTRA, "val": False})  # fmt: skip
     _check_onnx(best, strides)
+
+
+def test_predict_video_writes_mp4_and_labels_per_frame(trained, tmp_path):
+    from perception.models.yolo.predict import predict_yolo
+    from perception.models.yolo.predictor import YoloPredictor
+
+    video = tmp_path / "clip.avi"
+    writer = cv2.VideoWriter(str(video), cv2.VideoWriter_fourcc(*"MJPG"), 5, (96, 64))
+    for image in sorted((trained["data"].parent / "images" / "val").glob("*.png")):
+        writer.write(cv2.imread(str(image)))
+    writer.release()
+    counts = predict_yolo(YoloPredictor(trained["best"], imgsz=64), video, tmp_path / "out")
+    assert counts["images"] == 4
+    assert sorted(p.name for p in (tmp_path / "out" / "labels").iterdir()) == [f"clip_{i:06d}.txt" for i in range(4)]
+    assert cv2.VideoCapture(str(tmp_path / "out" / "clip.mp4")).get(cv2.CAP_PROP_FRAME_COUNT) == 4
+
+
+def _cli(argv: list[str]):
+    import argparse
+
+    from perception.cli import detect2d
+
+    parser = argparse.ArgumentParser()
+    detect2d.add_detect2d_arguments(parser)
+    return detect2d, parser.parse_args(argv)
+
+
+def test_cli_val_and_predict(trained, tmp_path, capsys):
+    detect2d, args = _cli(["--weights", str(trained["best"]), "--data", str(trained["data"]), "--out", str(tmp_path / "v"),
+                           "imgsz=64", "batch=4"])  # fmt: skip
+    assert detect2d.val(args) == 0
+    assert "mAP50" in capsys.readouterr().out and (tmp_path / "v" / "metrics.json").is_file()
+    source = trained["data"].parent / "images" / "val"
+    detect2d, args = _cli(
+        ["--weights", str(trained["best"]), "--source", str(source), "--out", str(tmp_path / "p"), "imgsz=64"]
+    )
+    assert detect2d.predict(args) == 0
+    assert len(list((tmp_path / "p" / "labels").glob("*.txt"))) == 4
+
+
+def test_cli_errors_are_config_errors(trained):
+    detect2d, args = _cli(["--data", "d.yaml"])
+    with pytest.raises(ConfigError, match="--model"):
+        detect2d.train(args)
+    detect2d, args = _cli(["--model", "m.yaml", "--data", "d.yaml", "oops"])
+    with pytest.raises(ConfigError, match="unexpected"):
+        detect2d.train(args)
+    detect2d, args = _cli(["--weights", str(trained["best"]), "--source", "x", "confidence=0.5"])
+    with pytest.raises(ConfigError, match="conf="):
+        detect2d.predict(args)
+
+
+def test_cli_does_not_redefine_the_commands_flags():
+    import argparse
+
+    from perception.cli import detect2d
+
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--data", help="the 3D command's own flag")
+    parser.add_argument("overrides", nargs="*")
+    detect2d.add_detect2d_arguments(parser)  # would raise on a duplicate option
+    args = parser.parse_args(["--task", "detect2d", "--data", "d.yaml", "epochs=3"])
+    assert args.task == "detect2d" and detect2d._key_values(args) == {"epochs": 3}
+
+
+def test_compare_runs_reads_the_training_run(trained):
+    from perception.models.yolo.compare import compare_runs, format_comparison
+
+    (row,) = compare_runs([trained["best"].parents[1]], imgsz=64)
+    assert row["model"] == "yolo11n" and row["epochs"] == 1 and 2.5 < row["params_M"] < 2.7
+    assert "yolo11n" in format_comparison([row])

@@ -46,9 +46,7 @@ def predict_yolo(
         if image is None:
             raise DataError("cannot decode image", path=image_path)
         (boxes,), _ = predictor.predict_images([image])
-        write_label_file(
-            out / "labels" / f"{image_path.stem}.txt", boxes2d_to_kitti(boxes, predictor.class_names), decimals=4
-        )
+        _write_labels(out / "labels" / f"{image_path.stem}.txt", boxes, predictor.class_names)
         if save_images:
             with atomic_path(out / "images" / image_path.name) as tmp:
                 cv2.imwrite(str(tmp), draw_boxes2d(image, boxes, predictor.class_names))
@@ -57,6 +55,11 @@ def predict_yolo(
     if counts["images"] == 0:
         raise DataError(f"no images ({', '.join(IMAGE_SUFFIXES)}) or videos ({', '.join(VIDEO_SUFFIXES)})", path=source)
     return counts
+
+
+def _write_labels(path: Path, boxes, names: tuple[str, ...]) -> None:
+    """KITTI result rows with 4 decimals, so low scores stay distinguishable."""
+    write_label_file(path, boxes2d_to_kitti(boxes, names), decimals=4)
 
 
 def _images(source: Path) -> list[Path]:
@@ -98,9 +101,7 @@ def _predict_video(predictor: YoloPredictor, video: Path, out: Path, save: bool)
         tmp = stack.enter_context(atomic_path(out / f"{video.stem}.mp4")) if save else None
         for i, frame in enumerate(_video_frames(video)):
             (boxes,), _ = predictor.predict_images([frame])
-            write_label_file(
-                out / "labels" / f"{video.stem}_{i:06d}.txt", boxes2d_to_kitti(boxes, predictor.class_names)
-            )
+            _write_labels(out / "labels" / f"{video.stem}_{i:06d}.txt", boxes, predictor.class_names)
             if tmp is not None:
                 if writer is None:
                     writer = cv2.VideoWriter(str(tmp), cv2.VideoWriter_fourcc(*"mp4v"), fps, frame.shape[1::-1])
