@@ -240,6 +240,18 @@ def test_missing_table_and_dangling_token(nusc, tmp_path):
         NuScenesDataset(_spec(tmp_path))
 
 
+def test_record_without_a_field(nusc, tmp_path):
+    _, _, src = nusc
+    shutil.copytree(src / "v1.0-mini", tmp_path / "v1.0-mini")
+    anns = json.loads((tmp_path / "v1.0-mini/sample_annotation.json").read_text())
+    del anns[3]["size"]
+    (tmp_path / "v1.0-mini/sample_annotation.json").write_text(json.dumps(anns))
+    with pytest.raises(
+        CorruptFileError, match=r"sample_annotation.json: record 3 \('ann1prev'\) lacks field\(s\) \['size'\]"
+    ):
+        NuScenesDataset(_spec(tmp_path)).load_frame(0, points=False, images=False)
+
+
 def test_truncated_lidar_file_and_check_lists_all(nusc, tmp_path):
     _, info, src = nusc
     shutil.copytree(src / "v1.0-mini", tmp_path / "v1.0-mini")

@@ -49,6 +49,14 @@ NUSCENES_TO_DETECTION: dict[str, str | None] = {
 CAMERAS = ("CAM_FRONT", "CAM_FRONT_RIGHT", "CAM_BACK_RIGHT", "CAM_BACK", "CAM_BACK_LEFT", "CAM_FRONT_LEFT")
 CHANNELS = ("x", "y", "z", "intensity", "time_lag_s")
 MAX_VELOCITY_GAP_S = 1.5  # the devkit's max_time_diff for box velocities
+# Fields the loader reads, per table: a record without one is reported with its index.
+REQUIRED_FIELDS = {
+    "scene": ("name",), "sample": ("timestamp", "scene_token"), "sensor": ("channel",),
+    "sample_data": ("sample_token", "ego_pose_token", "calibrated_sensor_token", "filename", "timestamp"),
+    "ego_pose": ("rotation", "translation"), "calibrated_sensor": ("sensor_token", "rotation", "translation"),
+    "sample_annotation": ("sample_token", "instance_token", "translation", "size", "rotation"),
+    "instance": ("category_token",), "category": ("name",), "attribute": ("name",),
+}  # fmt: skip
 _OPTIONS = {"version": "v1.0-mini", "lidar": "LIDAR_TOP", "cameras": list(CAMERAS), "sweeps": 0}
 
 
@@ -72,6 +80,10 @@ class Tables:
                 raise CorruptFileError(f"invalid JSON: {e}", path=path) from None
             if not isinstance(rows, list) or not all(isinstance(r, dict) and "token" in r for r in rows):
                 raise CorruptFileError("expected a list of records with a 'token'", path=path)
+            for k, r in enumerate(rows):
+                missing = [f for f in REQUIRED_FIELDS.get(table, ()) if f not in r]
+                if missing:
+                    raise CorruptFileError(f"record {k} ({r['token']!r}) lacks field(s) {missing}", path=path)
             self._rows[table] = rows
         return self._rows[table]
 
