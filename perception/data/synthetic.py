@@ -281,6 +281,7 @@ class SyntheticDataset(DriveDataset):
             group=np.concatenate([np.arange(n), n + parts["owner"][drawn]]),
             bias_m=np.concatenate([np.zeros(n), parts["decal"][drawn] * 0.5]),
             windows=np.concatenate([scene["static_windows"], np.zeros(drawn.sum(), bool)]),
+            discs=np.concatenate([np.zeros(n, np.int64), parts["wheel"][drawn]]),
         )  # fmt: skip
         rng = np.random.default_rng([self.options["seed"], seq, scene["idx"], 2])
         return renderer.add_noise(image, rng)

@@ -31,6 +31,7 @@ _SKY_TOP, _SKY_HORIZON = np.array([205, 150, 95.0]), np.array([235, 222, 210.0])
 _PAINT_BGR, _YELLOW_BGR = np.array([225, 225, 225.0]), np.array([40, 190, 230.0])
 _WINDOW_BGR = (105, 80, 62)
 _FOG_M = 300.0
+_UNIT_CIRCLE = np.stack([np.cos(np.arange(12) * np.pi / 6), np.sin(np.arange(12) * np.pi / 6)], axis=1)
 
 
 class CameraRenderer:
@@ -88,48 +89,84 @@ class CameraRenderer:
         return image
 
     def draw_boxes(self, image: np.ndarray, boxes: np.ndarray, colours: np.ndarray, sun_ego: np.ndarray,
-                   group: np.ndarray, bias_m: np.ndarray | None = None, windows: np.ndarray | None = None) -> None:  # fmt: skip
+                   group: np.ndarray, bias_m: np.ndarray | None = None, windows: np.ndarray | None = None,
+                   discs: np.ndarray | None = None) -> None:  # fmt: skip
         """Paint shaded boxes (K, 7) (ego frame), colours (K, 3) BGR in [0, 1].
 
         Painter's order: groups (one per actor or building, ``group`` (K,) ints) far to near, then
         within a group faces far to near, a face's distance reduced by its box's ``bias_m`` (K,) so
         that decals (lights) lying on a bigger face are painted after it. Walls of boxes flagged in
-        ``windows`` (K,) get a grid of windows.
+        ``windows`` (K,) get a grid of windows; boxes with ``discs`` (K,) > 0 are drawn as the wheel
+        inscribed in their side (a tyre and a hub), seen only from the left (1), right (2) or both (3).
         """
         if len(boxes) == 0:
             return
-        R = self.T_cam_from_ego.rotation
-        quads = self.T_cam_from_ego.apply(box_corners(boxes).reshape(-1, 3)).reshape(-1, 8, 3)[:, _FACES]
-        c, s = np.cos(boxes[:, 6]), np.sin(boxes[:, 6])
-        n = _FACE_NORMALS[None].repeat(len(boxes), 0)
-        n = np.stack([c[:, None] * n[..., 0] - s[:, None] * n[..., 1], s[:, None] * n[..., 0] + c[:, None] * n[..., 1],
-                      n[..., 2]], axis=-1)  # fmt: skip
-        shade = 0.45 + 0.55 * np.clip(n @ sun_ego, 0, 1) + 0.1 * n[..., 2]
-        normals_cam = n @ R.T
-        facing = (quads.mean(axis=2) * normals_cam).sum(-1) < 0
-        visible = facing & (quads[..., 2] > NEAR_M).any(-1) & self._in_view(quads)
-        bgr = np.clip(colours[:, None, :] * shade[..., None] * 255, 0, 255)
-        clipped = (quads[..., 2] < NEAR_M).any(-1)
-        uvw = quads @ self.K.T
-        uv = uvw[..., :2] / np.maximum(uvw[..., 2:3], NEAR_M)
-        x, y = uv[..., 0], uv[..., 1]
-        area = np.abs((x * np.roll(y, -1, -1) - np.roll(x, -1, -1) * y).sum(-1)) / 2
-        k_all, f_all = np.nonzero(visible & ((area > 0.5) | clipped))
+        discs = np.zeros(len(boxes), np.int64) if discs is None else discs
+        quads, bgr, k_all, f_all = self._visible_faces(boxes, colours, sun_ego, discs)
         face_depth = np.linalg.norm(quads[k_all, f_all].mean(axis=1), axis=1)
         if bias_m is not None:
             face_depth = face_depth - bias_m[k_all]
         group_depth = np.full(group.max() + 1, -np.inf)
         np.maximum.at(group_depth, group[k_all], face_depth)
         order = np.lexsort((-face_depth, -group_depth[group[k_all]]))
-        fixed = np.round(uv * 16).astype(np.int32)
+        clipped = (quads[..., 2] < NEAR_M).any(-1)
+        uvw = quads @ self.K.T
+        fixed = np.round(uvw[..., :2] / np.maximum(uvw[..., 2:3], NEAR_M) * 16).astype(np.int32)
+        wheel_index = np.cumsum(discs > 0) - 1
+        wheels, hubs = self._wheels(boxes[discs > 0])
         for k, f in zip(k_all[order], f_all[order]):
             colour = tuple(bgr[k, f].tolist())
-            if clipped[k, f]:
+            if discs[k] > 0:
+                w = wheel_index[k]
+                cv2.fillConvexPoly(image, wheels[w, 0], colour, cv2.LINE_AA, 4)
+                if hubs[w]:
+                    cv2.fillConvexPoly(image, wheels[w, 1], (150, 150, 150), cv2.LINE_AA, 4)
+            elif clipped[k, f]:
                 self._fill(image, quads[k, f], colour)
             else:
                 cv2.fillConvexPoly(image, fixed[k, f], colour, cv2.LINE_AA, 4)
             if windows is not None and windows[k] and f >= 2:
                 self._windows(image, quads[k, f])
+
+    def _visible_faces(self, boxes: np.ndarray, colours: np.ndarray, sun_ego: np.ndarray, discs: np.ndarray) -> tuple:
+        """Camera-frame face quads (K, 6, 4, 3), shaded colours (K, 6, 3) 0..255, and the (box, face)
+        indices of faces that face the camera, lie in view and cover at least half a pixel (a disc
+        keeps the one side it shows)."""
+        quads = self.T_cam_from_ego.apply(box_corners(boxes).reshape(-1, 3)).reshape(-1, 8, 3)[:, _FACES]
+        c, s = np.cos(boxes[:, 6])[:, None], np.sin(boxes[:, 6])[:, None]
+        n = _FACE_NORMALS[None]
+        n = np.stack(
+            [
+                c * n[..., 0] - s * n[..., 1],
+                s * n[..., 0] + c * n[..., 1],
+                np.broadcast_to(n[..., 2], c.shape[:1] + (6,)),
+            ],
+            -1,
+        )
+        shade = 0.45 + 0.55 * np.clip(n @ sun_ego, 0, 1) + 0.1 * n[..., 2]
+        facing = (quads.mean(axis=2) * (n @ self.T_cam_from_ego.rotation.T)).sum(-1) < 0
+        sides = np.stack([np.zeros_like(discs, bool)] * 4 + [discs % 2 == 1, discs >= 2], axis=1)
+        facing[discs > 0] &= sides[discs > 0]  # a wheel shows its outer side only
+        visible = facing & (quads[..., 2] > NEAR_M).any(-1) & self._in_view(quads)
+        uvw = quads @ self.K.T
+        uv = uvw[..., :2] / np.maximum(uvw[..., 2:3], NEAR_M)
+        x, y = uv[..., 0], uv[..., 1]
+        area = np.abs((x * np.roll(y, -1, -1) - np.roll(x, -1, -1) * y).sum(-1)) / 2
+        k_all, f_all = np.nonzero(visible & ((area > 0.5) | (quads[..., 2] < NEAR_M).any(-1)))
+        return quads, np.clip(colours[:, None, :] * shade[..., None] * 255, 0, 255), k_all, f_all
+
+    def _wheels(self, boxes: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Fixed-point pixel 12-gons (W, 2, 12, 2) of the tyre (radius min(l, h) / 2 in the box's x-z
+        plane) and the hub of each wheel box (W, 7), and (W,) whether the hub is big enough to draw."""
+        axis = np.stack([np.cos(boxes[:, 6]), np.sin(boxes[:, 6]), np.zeros(len(boxes))], axis=1)
+        radius = np.minimum(boxes[:, 3], boxes[:, 5])[:, None] / 2 * np.array([1.0, 0.35])  # (W, 2) tyre, hub
+        cos, sin = _UNIT_CIRCLE[None, :, :1], _UNIT_CIRCLE[None, :, 1:]
+        ring = cos * axis[:, None, :] + sin * np.array([0.0, 0.0, 1.0])  # (W, 12, 3)
+        pts = boxes[:, None, None, :3] + radius[:, :, None, None] * ring[:, None]  # (W, 2, 12, 3)
+        cam = self.T_cam_from_ego.apply(pts.reshape(-1, 3)).reshape(pts.shape) @ self.K.T
+        uv = cam[..., :2] / np.maximum(cam[..., 2:3], NEAR_M)
+        big = np.ptp(uv[:, 1, :, 0], axis=1) > 3.0
+        return np.round(uv * 16).astype(np.int32), big & (cam[..., 2] > NEAR_M).all(axis=(1, 2))
 
     def _in_view(self, quads: np.ndarray) -> np.ndarray:
         """(K, 6) False for faces wholly left/right/above/below the image (a cheap, safe cull)."""

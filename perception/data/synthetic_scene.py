@@ -278,28 +278,29 @@ def paint_coverage(s: np.ndarray, d: np.ndarray, pixel_m: np.ndarray | float = 0
 
 
 # Parts of each class, as fractions of the actor's box: x0 x1 y0 y1 (centred), z0 z1 (from the
-# bottom), colour role (0-2 the actor's colours, 3 headlight, 4 tail light, 5 tyre), lidar-solid, decal.
+# bottom), colour role (0-2 the actor's colours, 3 headlight, 4 tail light, 5 tyre), lidar-solid, decal,
+# wheel (0 no; drawn round, seen from: 1 the left, 2 the right, 3 either side).
 _PARTS = {
     CAR: np.array([
-        [-0.5, 0.5, -0.5, 0.5, 0.2, 0.55, 0, 1, 0],  # body
-        [-0.32, 0.18, -0.45, 0.45, 0.55, 0.93, 1, 1, 0],  # cabin glass
-        [-0.3, 0.16, -0.43, 0.43, 0.93, 1.0, 0, 1, 0],  # roof
-        [0.2, 0.38, 0.38, 0.48, 0.0, 0.3, 2, 0, 0], [0.2, 0.38, -0.48, -0.38, 0.0, 0.3, 2, 0, 0],  # wheels
-        [-0.38, -0.2, 0.38, 0.48, 0.0, 0.3, 2, 0, 0], [-0.38, -0.2, -0.48, -0.38, 0.0, 0.3, 2, 0, 0],
-        [0.49, 0.5, 0.26, 0.44, 0.42, 0.52, 3, 0, 1], [0.49, 0.5, -0.44, -0.26, 0.42, 0.52, 3, 0, 1],  # lights
-        [-0.5, -0.49, 0.26, 0.44, 0.42, 0.52, 4, 0, 1], [-0.5, -0.49, -0.44, -0.26, 0.42, 0.52, 4, 0, 1],
+        [-0.5, 0.5, -0.5, 0.5, 0.2, 0.55, 0, 1, 0, 0],  # body
+        [-0.32, 0.18, -0.45, 0.45, 0.55, 0.93, 1, 1, 0, 0],  # cabin glass
+        [-0.3, 0.16, -0.43, 0.43, 0.93, 1.0, 0, 1, 0, 0],  # roof
+        [0.19, 0.39, 0.38, 0.48, 0.0, 0.36, 2, 0, 0, 1], [0.19, 0.39, -0.48, -0.38, 0.0, 0.36, 2, 0, 0, 2],  # wheels
+        [-0.39, -0.19, 0.38, 0.48, 0.0, 0.36, 2, 0, 0, 1], [-0.39, -0.19, -0.48, -0.38, 0.0, 0.36, 2, 0, 0, 2],
+        [0.49, 0.5, 0.26, 0.44, 0.42, 0.52, 3, 0, 1, 0], [0.49, 0.5, -0.44, -0.26, 0.42, 0.52, 3, 0, 1, 0],  # lights
+        [-0.5, -0.49, 0.26, 0.44, 0.42, 0.52, 4, 0, 1, 0], [-0.5, -0.49, -0.44, -0.26, 0.42, 0.52, 4, 0, 1, 0],
     ]),
     PEDESTRIAN: np.array([
-        [-0.1, 0.1, 0.04, 0.3, 0.0, 0.48, 1, 1, 0], [-0.1, 0.1, -0.3, -0.04, 0.0, 0.48, 1, 1, 0],  # legs
-        [-0.2, 0.2, -0.42, 0.42, 0.48, 0.83, 0, 1, 0],  # torso
-        [-0.14, 0.14, -0.2, 0.2, 0.86, 1.0, 2, 1, 0],  # head
+        [-0.1, 0.1, 0.04, 0.3, 0.0, 0.48, 1, 1, 0, 0], [-0.1, 0.1, -0.3, -0.04, 0.0, 0.48, 1, 1, 0, 0],  # legs
+        [-0.2, 0.2, -0.42, 0.42, 0.48, 0.83, 0, 1, 0, 0],  # torso
+        [-0.14, 0.14, -0.2, 0.2, 0.86, 1.0, 2, 1, 0, 0],  # head
     ]),
     CYCLIST: np.array([
-        [0.2, 0.5, -0.05, 0.05, 0.0, 0.4, 5, 1, 0], [-0.5, -0.2, -0.05, 0.05, 0.0, 0.4, 5, 1, 0],  # wheels
-        [-0.3, 0.3, -0.06, 0.06, 0.2, 0.45, 2, 1, 0],  # frame
-        [-0.14, 0.1, -0.3, 0.3, 0.3, 0.56, 1, 1, 0],  # legs
-        [-0.12, 0.16, -0.38, 0.38, 0.56, 0.85, 0, 1, 0],  # torso
-        [0.02, 0.22, -0.2, 0.2, 0.87, 1.0, 2, 1, 0],  # head with helmet
+        [0.2, 0.5, -0.05, 0.05, 0.0, 0.32, 5, 1, 0, 3], [-0.5, -0.2, -0.05, 0.05, 0.0, 0.32, 5, 1, 0, 3],  # wheels
+        [-0.3, 0.3, -0.06, 0.06, 0.2, 0.45, 2, 1, 0, 0],  # frame
+        [-0.14, 0.1, -0.3, 0.3, 0.3, 0.56, 1, 1, 0, 0],  # legs
+        [-0.12, 0.16, -0.38, 0.38, 0.56, 0.85, 0, 1, 0, 0],  # torso
+        [0.02, 0.22, -0.2, 0.2, 0.87, 1.0, 2, 1, 0, 0],  # head with helmet
     ]),
 }  # fmt: skip
 _FIXED_BGR = np.array([[0.8, 0.95, 1.0], [0.1, 0.1, 0.75], [0.07, 0.07, 0.07]])
@@ -315,9 +316,9 @@ def actor_parts(kind: np.ndarray, boxes: np.ndarray, colour: np.ndarray, gait_ra
 
     Returns:
         dict of (P, ...) arrays: ``boxes`` (P, 7), ``colour`` (P, 3), ``owner`` (P,) actor index,
-        ``solid`` (P,) bool (the lidar sees it), ``decal`` (P,) bool.
+        ``solid`` (P,) bool (the lidar sees it), ``decal`` (P,) bool, ``wheel`` (P,) int (0: a box; else drawn round, seen from 1 the left, 2 the right, 3 both).
     """
-    out = {"boxes": [], "colour": [], "owner": [], "solid": [], "decal": []}
+    out = {"boxes": [], "colour": [], "owner": [], "solid": [], "decal": [], "wheel": []}
     for k, template in _PARTS.items():
         idx = np.flatnonzero(kind == k)
         if len(idx) == 0:
@@ -339,7 +340,8 @@ def actor_parts(kind: np.ndarray, boxes: np.ndarray, colour: np.ndarray, gait_ra
         out["owner"].append(np.repeat(idx, len(t)))
         out["solid"].append(np.tile(t[:, 7] > 0, len(idx)))
         out["decal"].append(np.tile(t[:, 8] > 0, len(idx)))
+        out["wheel"].append(np.tile(t[:, 9].astype(np.int64), len(idx)))
     if not out["boxes"]:
         return {"boxes": np.zeros((0, 7)), "colour": np.zeros((0, 3)), "owner": np.zeros(0, np.int64),
-                "solid": np.zeros(0, bool), "decal": np.zeros(0, bool)}  # fmt: skip
+                "solid": np.zeros(0, bool), "decal": np.zeros(0, bool), "wheel": np.zeros(0, np.int64)}  # fmt: skip
     return {k: np.concatenate(v) for k, v in out.items()}
