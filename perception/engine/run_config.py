@@ -29,7 +29,7 @@ def resolve_config(
     where = str(config) if isinstance(config, (str, Path)) else "config"
     check_keys(cfg, reference, where=where)
     cfg = merge({k: v for k, v in reference.items() if k != "model"}, cfg)
-    cfg.setdefault("model", {})
+    cfg["model"] = {**MODEL_DEFAULTS, **(cfg.get("model") or {})}  # resolved: every model key spelled out
     over = parse_overrides(overrides) if isinstance(overrides, (list, tuple)) else dict(overrides)
     check_keys(over, reference, where="override")
     return apply_overrides(cfg, over, where="override") if over else cfg

@@ -250,7 +250,7 @@ class Trainer:
         if not self.dist.enabled:
             return model
         ids = [self.dist.local_rank] if self.device.startswith("cuda") else None
-        return torch.nn.parallel.DistributedDataParallel(model, device_ids=ids, find_unused_parameters=True)
+        return torch.nn.parallel.DistributedDataParallel(model, device_ids=ids, find_unused_parameters=False)
 
 
 def check_classes(data_classes: tuple[str, ...], model_classes: list[str], data_path: Any) -> None:
