@@ -24,7 +24,7 @@ from perception.data.base import DatasetSpec, DriveDataset
 from perception.data.category_map import DROP, CategoryMap
 from perception.data.convert_kitti import KittiRowsMixin
 from perception.data.tables import column, feather_columns, read_feather
-from perception.errors import CorruptFileError, DataError
+from perception.errors import ConfigError, CorruptFileError, DataError
 
 # The 26 categories scored by the AV2 3D detection challenge.
 AV2_CATEGORIES = (
@@ -180,6 +180,9 @@ class Argoverse2Dataset(KittiRowsMixin, DriveDataset):
         self.split_dir = spec.root / str(folder or "")
         if not self.split_dir.is_dir():
             raise DataError("split folder not found", path=self.split_dir)
+        unknown = set(spec.options) - {"cameras"}
+        if unknown:
+            raise ConfigError(f"unknown option(s) {sorted(unknown)}; options: ['cameras']", path=spec.source)
         self.cameras = tuple(spec.options.get("cameras", RING_CAMERAS))
         self.categories = CategoryMap(spec.classes, spec.class_map, AV2_TO_COMMON)
         self._cache: dict[tuple, object] = {}  # per-log tables, read once

@@ -36,7 +36,7 @@ from perception.data.tables import column, list_column, parquet_columns, read_pa
 from perception.data.tfrecord import read_record, record_index
 from perception.data.waymo_proto import CAMERA_NAMES, LABEL_TYPES, LASER_NAMES, MatrixFloat
 from perception.data.waymo_proto import Frame as FrameProto
-from perception.errors import CorruptFileError, DataError, ShapeError
+from perception.errors import ConfigError, CorruptFileError, DataError, ShapeError
 
 CHANNELS = ("x", "y", "z", "intensity", "elongation")
 # Waymo camera axes (x forward, y left, z up) from OpenCV camera axes (x right, y down, z forward).
@@ -123,6 +123,7 @@ class WaymoDataset(KittiRowsMixin, DriveDataset):
         folder = spec.root / str(spec.splits.get(self.split, self.split)) if self.split else spec.root
         if not folder.is_dir():
             raise DataError("split folder not found", path=folder)
+        _no_options(spec)
         self.categories = CategoryMap(spec.classes, spec.class_map, WAYMO_TO_COMMON)
         self.problems: list[DataError] = []  # files whose framing is broken: skipped, reported by check()
         self._records: list[tuple[Path, int, int, int]] = []  # (file, record number, offset, length)
@@ -255,6 +256,7 @@ class WaymoV2Dataset(KittiRowsMixin, DriveDataset):
         pose_dir = self.folder / "vehicle_pose"
         if not pose_dir.is_dir():
             raise DataError("vehicle_pose component folder not found (it lists the frames)", path=pose_dir)
+        _no_options(spec)
         self.categories = CategoryMap(spec.classes, spec.class_map, WAYMO_TO_COMMON)
         self._frames: list[tuple[str, int, int]] = []  # (segment, index in segment, timestamp us)
         for path in sorted(pose_dir.glob("*.parquet")):
@@ -392,6 +394,11 @@ class WaymoV2Dataset(KittiRowsMixin, DriveDataset):
             ego_pose=SE3(list_column(pose, _POSE, 16, self.component("vehicle_pose", segment))[0].reshape(4, 4)),
             boxes3d=self.boxes3d(segment, ts), boxes2d=self.boxes2d(segment, ts),
         )  # fmt: skip
+
+
+def _no_options(spec: DatasetSpec) -> None:
+    if spec.options:
+        raise ConfigError(f"the Waymo loaders take no options, got {sorted(spec.options)}", path=spec.source)
 
 
 def _enum_names(table, name: str, names: dict[int, str]) -> list[str]:
