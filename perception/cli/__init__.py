@@ -25,6 +25,7 @@ COMMANDS: dict[str, str] = {
     "val": "perception.cli.val",
     "predict": "perception.cli.predict",
     "compare": "perception.cli.compare",
+    "track": "perception.cli.track",
 }
 
 

@@ -30,6 +30,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass
+from pathlib import Path
 
 import numpy as np
 from scipy.optimize import linear_sum_assignment
@@ -430,3 +431,46 @@ def format_table(metrics: Mapping[str, Mapping[str, float]]) -> str:
         cells = [f"{m[k] * s:7.2f}" if s != 1 else f"{int(m[k]):7d}" for k, s in _TABLE]
         lines.append(f"{cls:<10} " + " ".join(cells))
     return "\n".join(lines)
+
+
+def evaluate_kitti_tracking_dir(
+    label_dir: Path,
+    results_dir: Path,
+    sequences: Mapping[str, int],
+    classes=("car", "pedestrian", "cyclist"),
+    iou="3d",
+    threshold=0.25,
+) -> dict[str, dict[str, float]]:
+    """Read ``label_dir/<seq>.txt`` and ``results_dir/<seq>.txt`` for every sequence and evaluate."""
+    from perception.data.kitti_format import read_tracking_label_file
+    from perception.tracking.kitti_io import read_results
+
+    gt = {s: read_tracking_label_file(Path(label_dir) / f"{s}.txt") for s in sequences}
+    res = {s: read_results(Path(results_dir) / f"{s}.txt", n) for s, n in sequences.items()}
+    return evaluate_kitti_tracking(gt, res, sequences, classes, iou, threshold)
+
+
+def run_track_eval(data_yaml, results_dir, split: str | None = "val", iou: str = "3d", thresholds=(0.25,)) -> int:
+    """``perception val --task track`` / ``perception track --eval``: print the metric table per class.
+
+    Args:
+        data_yaml: KITTI tracking dataset YAML (ground truth in ``root/training/label_02``).
+        results_dir: one KITTI tracking result file per sequence of the split.
+        thresholds: IoU thresholds; one table each.
+
+    Returns:
+        0 (the exit status).
+    """
+    from perception.data.registry import load_dataset
+    from perception.tracking.run import sequence_lengths
+
+    dataset = load_dataset(data_yaml, split=split)
+    sequences = dict(sequence_lengths(dataset))
+    label_dir = dataset.spec.root / "training" / "label_02"
+    for thr in thresholds:
+        metrics = evaluate_kitti_tracking_dir(label_dir, Path(results_dir), sequences, iou=iou, threshold=thr)
+        print(
+            f"KITTI tracking ({iou.upper()} IoU >= {thr}, AB3DMOT protocol), {len(sequences)} sequences, results {results_dir}"
+        )
+        print(format_table(metrics) if metrics else "no tracks of car, pedestrian or cyclist in the results")
+    return 0

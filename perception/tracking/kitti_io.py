@@ -121,3 +121,34 @@ def write_results(path: str | Path, objs: KittiObjects) -> None:
     if objs.frame is None or objs.track_id is None:
         raise DataError("tracking results need frame and track_id columns", path=path)
     write_label_file(path, objs)
+
+
+def read_results(path: str | Path, n_frames: int | None = None) -> KittiObjects:
+    """Read one sequence's tracking results (KITTI rows with a score); a missing file is an error.
+
+    Besides the row checks of ``read_label_file``: frames must lie in the sequence, and a
+    track id may appear once per frame (the devkit refuses such files too).
+    """
+    path = Path(path)
+    rows = read_rows(path)
+    objs = parse_label_rows(rows, path, tracking=True)
+    if not len(objs):
+        return objs
+    line_nos = np.array([n for n, _ in rows])
+    bad = np.flatnonzero((objs.frame < 0) | (objs.frame >= (n_frames if n_frames is not None else np.inf)))
+    if len(bad):
+        raise CorruptFileError(
+            f"frame {objs.frame[bad[0]]} is outside the sequence (0..{(n_frames or 0) - 1})",
+            path=path,
+            line=int(line_nos[bad[0]]),
+        )
+    key = objs.frame * (int(objs.track_id.max()) + 2) + objs.track_id
+    uniq, counts = np.unique(key, return_counts=True)
+    if (counts > 1).any():
+        dup = np.flatnonzero(key == uniq[np.flatnonzero(counts > 1)[0]])[1]
+        raise CorruptFileError(
+            f"track id {objs.track_id[dup]} appears twice in frame {objs.frame[dup]}",
+            path=path,
+            line=int(line_nos[dup]),
+        )
+    return objs

@@ -27,6 +27,11 @@ from perception.tracking.kitti_io import frame_slices, read_detections, write_re
 KITTI_TRACK_CLASSES = ("Car", "Pedestrian", "Cyclist")
 
 
+def sequence_lengths(dataset) -> list[tuple[str, int]]:
+    """(sequence, number of frames counted from frame 0) for every sequence of a dataset split."""
+    return [(seq, max(dataset.frame_key(i)[1] for i in idx) + 1) for seq, idx in dataset.sequences().items()]
+
+
 @dataclass
 class SequenceInput:
     """One sequence ready to track: per-frame detections in the ego frame."""
@@ -98,4 +103,31 @@ def track_kitti_folder(
         write_results(out_dir / f"{name}.txt", tracks_to_objects(tracks, seq.calib))
         frames += n_frames
         spent += s
+    return {"frames": frames, "tracker_s": spent, "fps": frames / max(spent, 1e-9)}
+
+
+def track_dataset_with_predictor(predictor, tracker, dataset, out_dir: Path, progress: bool = True) -> dict[str, float]:
+    """Detect every frame with ``predictor`` (``predict(frame) -> Predictions``), track, write KITTI results.
+
+    Tracks use each frame's ego pose and timestamp when the dataset has them.
+    """
+    from tqdm import tqdm
+
+    frames, spent = 0, 0.0
+    for seq, indices in tqdm(list(dataset.sequences().items()), desc="detect+track", unit="seq", disable=not progress):
+        tracker.reset()
+        tracks, calib = [], None
+        for i in indices:
+            frame = dataset.load_frame(i, images=False)
+            boxes = predictor.predict(frame).boxes3d
+            t0 = time.perf_counter()
+            out = tracker.update(boxes, ego_pose=frame.ego_pose, timestamp_s=frame.timestamp_s)
+            spent += time.perf_counter() - t0
+            while len(tracks) < frame.index:  # frames missing from the split stay empty
+                tracks.append(Boxes3D.empty())
+            tracks.append(out)
+            calib = frame.calibration
+        frames += len(indices)
+        if calib is not None:
+            write_results(out_dir / f"{seq}.txt", tracks_to_objects(tracks, calib, tuple(dataset.class_names)))
     return {"frames": frames, "tracker_s": spent, "fps": frames / max(spent, 1e-9)}
