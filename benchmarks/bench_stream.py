@@ -10,12 +10,14 @@ Rows:
   stream            decode | predict + ByteTrack | draw boxes, trails, HUD (no output)
   stream + MP4      the same, also encoding an H.264 MP4 of the drawn frames
   ultralytics       YOLO.predict(source=video, stream=True), and with save=True (its annotated video)
-Each figure is the median of ``--repeats`` runs after a warm-up.
+Each figure is the median of ``--repeats`` runs after a warm-up, the variants interleaved; CPU ms/frame
+counts every thread of the process and the ffmpeg encoder (steadier than FPS on a shared machine).
 """
 
 from __future__ import annotations
 
 import argparse
+import resource
 import shutil
 import statistics
 import subprocess
@@ -55,14 +57,22 @@ def random_yolo(path: Path) -> Path:
     return path
 
 
-def timed(fn, repeats: int) -> float:
-    """Median seconds of ``fn()`` over ``repeats`` runs."""
-    times = []
+def cpu_s() -> float:
+    """CPU seconds used so far by this process (all threads) and its finished children (ffmpeg)."""
+    own, kids = resource.getrusage(resource.RUSAGE_SELF), resource.getrusage(resource.RUSAGE_CHILDREN)
+    return own.ru_utime + own.ru_stime + kids.ru_utime + kids.ru_stime
+
+
+def measure(variants: dict, repeats: int) -> dict[str, tuple[float, float]]:
+    """Name -> (median wall s, median CPU s) of each variant, run interleaved round-robin so that a
+    change in the (shared) machine's load hits every variant alike."""
+    runs: dict[str, list[tuple[float, float]]] = {k: [] for k in variants}
     for _ in range(repeats):
-        t0 = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - t0)
-    return statistics.median(times)
+        for name, fn in variants.items():
+            w0, c0 = time.perf_counter(), cpu_s()
+            fn()
+            runs[name].append((time.perf_counter() - w0, cpu_s() - c0))
+    return {k: (statistics.median(w for w, _ in v), statistics.median(c for _, c in v)) for k, v in runs.items()}
 
 
 def main() -> None:
@@ -89,43 +99,40 @@ def main() -> None:
     for f in frames[:5]:  # warm-up
         predictor.predict(f)
 
-    bare = timed(lambda: [predictor.predict(f) for f in frames], args.repeats)
+    def bare() -> None:
+        for f in frames:
+            predictor.predict(f)
 
     def stream(save: bool) -> None:
         sinks = [VideoSink(tmp / "ours.mp4", 10)] if save else []
         stats = StreamPipeline(predictor, tracker2d=Tracker2D(), sinks=sinks).run(VideoFileSource(video))
         assert stats.frames == n, (stats.frames, n)
 
-    ours = timed(lambda: stream(False), args.repeats)
-    ours_mp4 = timed(lambda: stream(True), args.repeats)
-
-    yolo = predictor.yolo
-
     def ultralytics(save: bool) -> None:
-        results = yolo.predict(source=str(video), stream=True, imgsz=args.imgsz, conf=predictor.conf, verbose=False,
-                               save=save, project=str(tmp / "ultra"), name="run", exist_ok=True)  # fmt: skip
+        results = predictor.yolo.predict(source=str(video), stream=True, imgsz=args.imgsz, conf=predictor.conf,
+                                         verbose=False, save=save, project=str(tmp / "ultra"), name="run", exist_ok=True)  # fmt: skip
         count = sum(1 for _ in results)
         assert count == n, (count, n)
 
-    ultra = timed(lambda: ultralytics(False), args.repeats)
-    ultra_mp4 = timed(lambda: ultralytics(True), args.repeats)
-
-    fps = {
-        k: n / v
-        for k, v in {"bare": bare, "ours": ours, "ours_mp4": ours_mp4, "ultra": ultra, "ultra_mp4": ultra_mp4}.items()
-    }
+    m = measure(
+        {"bare": bare, "ours": lambda: stream(False), "ours_mp4": lambda: stream(True),
+         "ultra": lambda: ultralytics(False), "ultra_mp4": lambda: ultralytics(True)},
+        args.repeats,
+    )  # fmt: skip
+    fps = {k: n / wall for k, (wall, _) in m.items()}
+    cpu_ms = {k: cpu / n * 1e3 for k, (_, cpu) in m.items()}
     print(
         f"YOLO11n random init, imgsz {args.imgsz}, {n} frames 1242x375, torch {torch.__version__}, {args.threads} threads"
     )
-    print(f"{'comparison':44s} {'ours FPS':>9s} {'ref FPS':>9s} {'ratio':>6s}")
+    print(f"{'comparison':46s} {'ours FPS':>8s} {'ref FPS':>8s} {'ratio':>6s}   CPU ms/frame ours / ref")
     rows = [
-        ("stream (no output) vs bare model", fps["ours"], fps["bare"]),
-        ("stream + MP4 vs bare model", fps["ours_mp4"], fps["bare"]),
-        ("stream (no output) vs ultralytics predict", fps["ours"], fps["ultra"]),
-        ("stream + MP4 vs ultralytics predict save=True", fps["ours_mp4"], fps["ultra_mp4"]),
+        ("stream (no output) vs bare model", "ours", "bare"),
+        ("stream + MP4 vs bare model", "ours_mp4", "bare"),
+        ("stream (no output) vs ultralytics predict", "ours", "ultra"),
+        ("stream + MP4 vs ultralytics predict save=True", "ours_mp4", "ultra_mp4"),
     ]
-    for name, ours_fps, ref_fps in rows:
-        print(f"{name:44s} {ours_fps:9.1f} {ref_fps:9.1f} {ours_fps / ref_fps:6.2f}")
+    for name, a, b in rows:
+        print(f"{name:46s} {fps[a]:8.1f} {fps[b]:8.1f} {fps[a] / fps[b]:6.2f}   {cpu_ms[a]:6.1f} / {cpu_ms[b]:6.1f}")
     shutil.rmtree(tmp, ignore_errors=True)
 
 
