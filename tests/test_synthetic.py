@@ -7,7 +7,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from perception.core import bev_iou, count_points_in_boxes, project_boxes_to_rects, wrap_angle
+from perception.core import bev_iou, count_points_in_boxes, points_in_boxes, project_boxes_to_rects, wrap_angle
 from perception.data.registry import load_dataset
 from perception.data.synthetic import SyntheticDataset
 from perception.errors import ConfigError
@@ -195,3 +195,28 @@ def test_bad_option_values_are_config_errors(bad):
     key = next(iter(bad))
     with pytest.raises(ConfigError, match=f"options.{key}"):
         SyntheticDataset.from_options(**bad)
+
+
+def test_actors_never_overlap_each_other_or_the_ego_during_a_drive(ds):
+    scenario, _ = ds._sequence(1)
+    for t in np.arange(0.0, 1.2, 0.3):
+        boxes, _ = scenario.actor_state(t)
+        ego = scenario.T_road_from_ego(t).translation
+        near = boxes[np.hypot(*(boxes[:, :2] - ego[:2]).T) < 80]
+        iou = bev_iou(near, near)
+        assert np.allclose(iou - np.diag(np.diag(iou)), 0.0)
+        ego_box = np.array([[ego[0], ego[1], 0.75, 4.5, 2.0, 1.5, scenario.road.heading(scenario.ego_s(t))]])
+        assert np.allclose(bev_iou(ego_box, near), 0.0)
+
+
+def test_lidar_points_on_actors_land_on_their_pixels(ds, frame):
+    scene = ds._scene(0, 3)
+    changed = np.abs(frame.images["image_2"].astype(int) - ds._renderer(0).background(scene["s_ego"])).sum(2) > 40
+    b = frame.boxes3d
+    clear = np.flatnonzero((b.attributes["occluded"] == 0) & (b.attributes["num_points"] > 20))
+    assert len(clear) >= 2
+    for k in clear:
+        inside = points_in_boxes(frame.points.xyz, b.xyz_lwh_yaw[k : k + 1])[:, 0] & (frame.points.xyz[:, 2] > -1.5)
+        uv, depth = frame.calibration.project(frame.points.xyz[inside], "image_2")
+        u, v = np.clip(uv.astype(int), 0, [1241, 374]).T
+        assert (depth > 0).all() and changed[v, u].mean() > 0.8  # camera and lidar see the same actor

@@ -10,7 +10,9 @@ cars in lanes and parked, cyclists at the road edges and pedestrians on the side
 ``synthetic_scene``). A frame holds a 32-ring lidar sweep ray-cast against that scene
 (``synthetic_lidar``), a KITTI-sized camera image rendered from the same scene
 (``synthetic_camera``), a KITTI-like calibration (ego = lidar frame, ground at z = -1.73 m),
-the ego pose and ground truth like KITTI's: 3D boxes of every actor in the field of interest
+the ego pose (world = the IMU frame of the drive's first frame, the KITTI devkit's convention,
+so it equals what the KITTI tracking loader reads back from the written oxts) and ground truth
+like KITTI's: 3D boxes of every actor in the field of interest
 (0..70.4 m ahead, +-40 m to the side) with track ids, ground velocities (ego axes, m/s) and
 attributes ``truncated``, ``occluded`` (0..2; 3 when hidden or outside the image), ``alpha``,
 ``box2d``, ``visibility`` (visible fraction in image_2), ``num_points`` and ``difficulty``;
