@@ -474,3 +474,57 @@ def run_track_eval(data_yaml, results_dir, split: str | None = "val", iou: str =
         )
         print(format_table(metrics) if metrics else "no tracks of car, pedestrian or cyclist in the results")
     return 0
+
+
+def evaluate_sequences(
+    gt: Mapping[str, list],
+    pred: Mapping[str, list],
+    class_names: tuple[str, ...],
+    threshold: float = 0.25,
+    similarity: str = "iou_3d",
+) -> dict[str, dict[str, float]]:
+    """Evaluate tracks of any dataset: per sequence, per frame ``Boxes3D`` (or ``Boxes2D``) with ``track_ids``.
+
+    Same protocol as the KITTI one without its ignore rules (every ground-truth box counts,
+    every predicted box is a hit or a false positive). Ground truth must carry ``track_ids``;
+    predictions ``track_ids`` and ``scores`` (missing scores count as 1).
+
+    Args:
+        similarity: ``iou_3d``, ``iou_bev`` (Boxes3D) or ``iou_2d`` (Boxes2D).
+
+    Returns:
+        class name -> metrics (as ``evaluate_kitti_tracking``), for classes with predictions.
+    """
+    from perception.core import bev_iou
+
+    sim_fn = {"iou_3d": iou3d, "iou_bev": bev_iou, "iou_2d": iou2d}[similarity]
+    coords = (lambda b: b.xyxy) if similarity == "iou_2d" else (lambda b: b.xyz_lwh_yaw)
+    out = {}
+    for label, name in enumerate(class_names):
+        frames, scores, g_off, t_off = [], [], 0, 0
+        for seq in gt:
+            seq_gt = [b[np.flatnonzero(b.labels == label)] for b in gt[seq]]
+            seq_pr = [b[np.flatnonzero(b.labels == label)] for b in pred[seq]]
+            all_t = np.concatenate([b.track_ids for b in seq_pr] + [np.zeros(0, np.int64)])
+            uid, inv = np.unique(all_t, return_inverse=True)
+            sc = np.concatenate([b.scores if b.scores is not None else np.ones(len(b)) for b in seq_pr] + [np.zeros(0)])
+            mean = np.bincount(inv, sc, len(uid)) / np.maximum(np.bincount(inv, minlength=len(uid)), 1)
+            starts = np.cumsum([0] + [len(b) for b in seq_pr])
+            for f, (g, p) in enumerate(zip(seq_gt, seq_pr)):
+                t_ids = inv[starts[f] : starts[f + 1]] + t_off
+                frames.append(
+                    FrameData(
+                        g.track_ids + g_off,
+                        np.zeros(len(g), bool),
+                        t_ids,
+                        np.zeros(len(p), bool),
+                        sim_fn(coords(g), coords(p)),
+                    )
+                )
+            g_off += int(max((b.track_ids.max(initial=0) for b in seq_gt), default=0)) + 2
+            scores.append(mean)
+            t_off += len(uid)
+        track_score = np.concatenate(scores + [np.zeros(0)])
+        if len(track_score):
+            out[name] = evaluate_frames(frames, track_score, threshold)
+    return out
