@@ -40,8 +40,10 @@ class LidarModel:
         )
         return np.ascontiguousarray(d.reshape(3, -1).T)
 
-    def _candidate_rays(self, boxes: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        """(ray, box) pairs worth testing: the azimuth columns and rings that each box's bounds cover.
+    def _candidate_rays(self, boxes: np.ndarray, reach_m: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """(ray, box) pairs worth testing: the azimuth columns and rings that each box's bounds cover,
+        less the rays that meet the ground (or the range limit) before the box (``reach_m`` (R*A,)
+        horizontal distance at which each ray ends).
 
         Returns (P,) ray indices and (P,) box indices.
         """
@@ -67,7 +69,9 @@ class LidarModel:
         local = np.arange(count.sum()) - np.repeat(np.cumsum(count) - count, count)
         ring = r0[box] + local // nc[box]
         col = (c0[box] + local % nc[box]) % self.azimuth_steps
-        return ring * self.azimuth_steps + col, box
+        ray = ring * self.azimuth_steps + col
+        keep = reach_m[ray] >= near[box]
+        return ray[keep], box[keep]
 
     def cast(
         self,
@@ -97,7 +101,8 @@ class LidarModel:
         cos_inc = -dirs[:, 2].copy()
         boxes = np.asarray(boxes, dtype=np.float64).reshape(-1, 7)
         if len(boxes):
-            ray, box = self._candidate_rays(boxes)
+            reach = np.minimum(t_best, self.max_range_m) * np.hypot(dirs[:, 0], dirs[:, 1])
+            ray, box = self._candidate_rays(boxes, reach)
             t, cos = _slab(dirs[ray], boxes[box])
             np.minimum.at(t_best, ray, t)
             won = np.isfinite(t) & (t == t_best[ray])
