@@ -43,7 +43,6 @@ FRONT_CAMERAS = ("image_2", "CAM_FRONT", "FRONT", "ring_front_center")
 # Virtual camera for camera-less frames: KITTI's image size and a similar focal length.
 VIRTUAL_K = np.array([[720.0, 0.0, 621.0], [0.0, 720.0, 187.5], [0.0, 0.0, 1.0]])
 VIRTUAL_SIZE = (1242, 375)
-KITTI_TYPE_CHARS = 16  # width of KittiObjects.type as the KITTI readers parse it
 T_OPENCV_FROM_EGO_AXES = SE3.from_rt(np.array([[0.0, -1.0, 0.0], [0.0, 0.0, -1.0], [1.0, 0.0, 0.0]]), np.zeros(3))
 
 
@@ -100,9 +99,7 @@ def frame_to_kitti(
     if min_points > 0:
         keep &= _num_points(frame) >= min_points
     boxes = boxes.replace(attributes={"truncated": 1.0 - visible, "box2d": clipped})[np.nonzero(keep)[0]]
-    objs = boxes3d_to_objects(boxes, calib, frame.class_names)
-    # KittiObjects' default type width is 16 characters; dataset class names can be longer.
-    return replace(objs, type=np.array([frame.class_names[i] for i in boxes.labels], dtype=str)), raw
+    return boxes3d_to_objects(boxes, calib, frame.class_names), raw
 
 
 def _num_points(frame: Frame) -> np.ndarray:
@@ -236,10 +233,8 @@ def _write_tracking(dataset: DriveDataset, out: Path, **opts) -> Path:
 def _write_yaml(path: Path, fmt: str, classes: tuple[str, ...], split: str | None, splits: list[str]) -> Path:
     import yaml
 
-    # The KITTI label readers keep the first 16 characters of a type: map cut names back.
-    cut = {c[:KITTI_TYPE_CHARS]: c for c in classes if len(c) > KITTI_TYPE_CHARS}
     doc = {"format": fmt, "root": ".", "split": split, "splits": {s: f"ImageSets/{s}.txt" for s in splits},
-           "classes": list(classes), "class_map": cut}  # fmt: skip
+           "classes": list(classes)}  # fmt: skip
     with atomic_write(path) as f:
         f.write(f"# written by perception data convert --to kitti\n{yaml.safe_dump(doc, sort_keys=False)}")
     return path

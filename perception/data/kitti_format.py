@@ -101,7 +101,7 @@ def parse_label_rows(rows: list[tuple[int, list[str]]], path: Path, tracking: bo
         raise CorruptFileError("non-finite value", path=path, line=line_no)
     n = num[:, lead:]
     return KittiObjects(
-        type=np.array([f[lead] for _, f in rows], dtype="<U16"),
+        type=np.array([f[lead] for _, f in rows], dtype=str),
         truncated=n[:, 0], occluded=n[:, 1].astype(np.int64), alpha=n[:, 2], bbox=n[:, 3:7],
         dimensions_hwl=n[:, 7:10], location=n[:, 10:13], rotation_y=n[:, 13],
         score=n[:, 14] if n.shape[1] == 15 else None,
@@ -301,7 +301,7 @@ def boxes3d_to_objects(
         bbox = np.zeros((n, 4))
     attrs = boxes.attributes
     return KittiObjects(
-        type=np.array([class_names[i] for i in boxes.labels], dtype="<U16"),
+        type=np.array([class_names[i] for i in boxes.labels], dtype=str),
         truncated=np.asarray(attrs.get("truncated", np.zeros(n)), dtype=np.float64),
         occluded=np.asarray(attrs.get("occluded", np.zeros(n)), dtype=np.int64),
         alpha=alpha, bbox=bbox, dimensions_hwl=np.column_stack([h, w, l]), location=bottom, rotation_y=ry,
