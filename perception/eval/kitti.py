@@ -33,6 +33,7 @@ METRICS = ("bbox", "bev", "3d")
 N_SAMPLE_PTS = 41
 _NEIGHBOUR = {"car": "van", "pedestrian": "person_sitting"}
 _STRICT = {"car": 0.7, "pedestrian": 0.5, "cyclist": 0.5, "van": 0.7, "person_sitting": 0.5, "truck": 0.7}
+KITTI_CLASSES = ("Car", "Pedestrian", "Cyclist", "Van", "Person_sitting", "Truck")  # with an overlap threshold
 _LOOSE = {"car": 0.5, "pedestrian": 0.25, "cyclist": 0.25, "van": 0.5, "person_sitting": 0.25, "truck": 0.5}
 # a virtual rectified camera for datasets without one: x right = -y ego, y down = -z ego, z = x ego
 _R_EGO_FROM_RECT = np.array([[0.0, 0.0, 1.0], [-1.0, 0.0, 0.0], [0.0, -1.0, 0.0]])

@@ -141,7 +141,8 @@ def in_range(
 ) -> np.ndarray:
     """Devkit ``filter_eval_boxes``: keep boxes nearer than their class range (BEV distance from the
     ego origin) and, for ground truth, drop boxes with ``num_points == 0``."""
-    limit = np.array([class_range.get(class_names[i], -np.inf) for i in flat["label"]])
+    ranges = {k.lower(): v for k, v in class_range.items()}
+    limit = np.array([ranges.get(class_names[i].lower(), -np.inf) for i in flat["label"]])
     keep = np.hypot(flat["box"][:, 0], flat["box"][:, 1]) < limit
     return keep & (flat["num_points"] != 0) if gt else keep
 
@@ -181,7 +182,7 @@ def _tp_errors(gt: dict, dt: dict, p: np.ndarray, g: np.ndarray, class_name: str
     """Errors of matched pairs (prediction rows ``p`` with ground-truth rows ``g``), in match order."""
     pb, gb = dt["box"][p], gt["box"][g]
     ga, pa = gt["attribute_name"][g], dt["attribute_name"][p]
-    period = np.pi if class_name == "barrier" else 2 * np.pi
+    period = np.pi if class_name.lower() == "barrier" else 2 * np.pi
     return {
         "trans_err": np.linalg.norm(pb[:, :2] - gb[:, :2], axis=1),
         "scale_err": 1.0 - scale_iou(gb[:, 3:6], pb[:, 3:6]),
@@ -228,7 +229,7 @@ def evaluate_nuscenes(
     if worst > max_boxes_per_frame:
         raise ShapeError(f"a frame has {worst} predictions; the nuScenes limit is {max_boxes_per_frame}")
     ranges = {**CLASS_RANGE_M, **(class_range or {})}
-    missing_range = [c for c in classes if c not in ranges]
+    missing_range = [c for c in classes if c.lower() not in {k.lower() for k in ranges}]
     if missing_range:
         raise ConfigError(f"no evaluation range for classes {missing_range}: pass class_range")
     g_flat, d_flat = flatten(gt), flatten(dt)
@@ -242,7 +243,7 @@ def evaluate_nuscenes(
         )
         ap[name] = {th: calc_ap(md) for th, md in curves[name].items()}
         md = curves[name][DIST_TH_TP_M]
-        tp_errors[name] = {m: np.nan if m in _UNMEASURED.get(name, ()) else calc_tp(md, m) for m in TP_METRICS}
+        tp_errors[name] = {m: np.nan if m in _UNMEASURED.get(name.lower(), ()) else calc_tp(md, m) for m in TP_METRICS}
     mean_ap = float(np.mean([np.mean(list(v.values())) for v in ap.values()]))
     mean_err = {m: _nanmean([tp_errors[c][m] for c in classes]) for m in TP_METRICS}
     tp_scores = {m: max(0.0, 1.0 - e) if np.isfinite(e) else 0.0 for m, e in mean_err.items()}
