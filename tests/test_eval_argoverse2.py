@@ -109,3 +109,31 @@ def test_bad_inputs():
         evaluate_av2(gt, dt[:1], NAMES)
     with pytest.raises(ConfigError, match="not in the dataset"):
         evaluate_av2(gt, dt, NAMES)  # default classes: the 26 AV2 names
+
+
+def test_real_annotations_perfect_and_degraded(shared_data):
+    from pyarrow import feather
+
+    from perception.eval.argoverse2 import AV2_CLASSES
+
+    path = next((shared_data / "argoverse2/sensor/val").glob("7fab2350*/annotations.feather"))
+    cols = {k: np.asarray(v) for k, v in feather.read_table(path).to_pydict().items()}
+    keep = np.isin(cols["category"], AV2_CLASSES)
+    cols = {k: v[keep] for k, v in cols.items()}
+    yaw = 2 * np.arctan2(cols["qz"], cols["qw"])
+    boxes = np.column_stack([cols[c] for c in ("tx_m", "ty_m", "tz_m", "length_m", "width_m", "height_m")] + [yaw])
+    labels = np.array([AV2_CLASSES.index(c) for c in cols["category"]])
+    gt, dt, dropped = [], [], []
+    for t in np.unique(cols["timestamp_ns"])[:20]:
+        rows = np.nonzero(cols["timestamp_ns"] == t)[0]
+        gt.append(Boxes3D(boxes[rows], labels[rows], attributes={"num_points": cols["num_interior_pts"][rows]}))
+        # copies of the boxes that count (a copy of a box without points is a false positive)
+        seen = rows[(cols["num_interior_pts"][rows] > 0) & (np.linalg.norm(boxes[rows, :3], axis=1) < 150)]
+        dt.append(Boxes3D(boxes[seen], labels[seen], scores=np.linspace(0.9, 0.1, len(seen))))
+        dropped.append(dt[-1][np.arange(0, len(seen), 2)])
+    assert any((g.attributes["num_points"] == 0).any() for g in gt)  # the filter has work to do
+    present = tuple(sorted({AV2_CLASSES[i] for g in gt for i in g.labels[g.attributes["num_points"] > 0]}))
+    perfect = evaluate_av2(gt, dt, AV2_CLASSES, classes=present)
+    assert perfect.mean == pytest.approx({"AP": 1.0, "ATE": 0.0, "ASE": 0.0, "AOE": 0.0, "CDS": 1.0}, abs=1e-6)
+    half = evaluate_av2(gt, dropped, AV2_CLASSES, classes=present)
+    assert 0.2 < half.mean["CDS"] < 0.8
