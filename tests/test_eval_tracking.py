@@ -28,7 +28,9 @@ def frames_one_object(track_ids: list[int], iou: float = 1.0) -> list[FrameData]
     out = []
     for t in track_ids:
         ids = np.array([t] if t >= 0 else [], np.int64)
-        out.append(FrameData(np.array([0]), np.array([False]), ids, np.zeros(len(ids), bool), np.full((1, len(ids)), iou)))
+        out.append(
+            FrameData(np.array([0]), np.array([False]), ids, np.zeros(len(ids), bool), np.full((1, len(ids)), iou))
+        )
     return out
 
 
@@ -174,7 +176,11 @@ def test_evaluate_sequences_generic_boxes():
 def test_real_kitti_ground_truth_as_tracker_is_perfect():
     if not SHARED.exists():
         pytest.skip("../shared/data (real KITTI tracking labels) is absent")
-    seqs = {s: last - first + 1 for s, first, last in read_seqmap(SHARED / "evaluate_tracking.seqmap.val") if s in ("0012", "0014")}
+    seqs = {
+        s: last - first + 1
+        for s, first, last in read_seqmap(SHARED / "evaluate_tracking.seqmap.val")
+        if s in ("0012", "0014")
+    }
     gt = {s: read_tracking_label_file(SHARED / "training" / "label_02" / f"{s}.txt") for s in seqs}
     res = {}
     for s, objs in gt.items():

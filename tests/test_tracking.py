@@ -1,0 +1,214 @@
+"""3D and 2D trackers: identities, motion, ego compensation, heading flips, birth/death, matching."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from perception.core import SE3, Boxes2D, Boxes3D, rotation_z
+from perception.errors import ConfigError
+from perception.tracking import Tracker2D, Tracker3D, build_tracker
+from perception.tracking.association import _hull_area, giou3d, mahalanobis, match, similarity_3d
+
+
+def car(x: float, y: float, yaw: float = 0.0) -> list[float]:
+    return [x, y, 0.0, 4.0, 1.8, 1.5, yaw]
+
+
+def frame(rows: list[list[float]], labels=None, scores=None) -> Boxes3D:
+    n = len(rows)
+    return Boxes3D(
+        np.array(rows, np.float32).reshape(n, 7), labels if labels is not None else [0] * n, scores=scores or [0.9] * n
+    )
+
+
+def test_two_cars_keep_their_ids_and_velocities():
+    rng = np.random.default_rng(0)
+    t = Tracker3D({"min_hits": 1})
+    for f in range(20):
+        noise = rng.normal(0, 0.05, 2)
+        out = t.update(frame([car(1.0 * f + noise[0], 0), car(30 - 0.5 * f, 4 + noise[1])]), timestamp_s=0.1 * f)
+    assert sorted(out.track_ids.tolist()) == [1, 2]
+    vel = out.velocity_xy[np.argsort(out.track_ids)]
+    assert np.allclose(vel, [[10.0, 0.0], [-5.0, 0.0]], atol=1.0)  # m/s at 10 Hz
+
+
+def test_ego_motion_compensation_sees_a_parked_car_as_static():
+    with_pose, without = Tracker3D({"min_hits": 1}), Tracker3D({"min_hits": 1})
+    for f in range(15):
+        ego = SE3.from_rt(rotation_z(0.02 * f), [1.5 * f, 0.0, 0.0])  # the vehicle drives and turns
+        parked_world = np.array([[20.0, 3.0, 0.0]])
+        in_ego = ego.inverse().apply(parked_world)[0]
+        boxes = frame([car(in_ego[0], in_ego[1], -0.02 * f)])
+        a = with_pose.update(boxes, ego_pose=ego, timestamp_s=0.1 * f)
+        b = without.update(boxes, timestamp_s=0.1 * f)
+    assert np.linalg.norm(a.velocity_xy[0]) < 0.5  # world-static
+    assert np.linalg.norm(b.velocity_xy[0]) > 10.0  # seen from the moving vehicle
+    assert np.allclose(a.xyz[0, :2], boxes.xyz[0, :2], atol=0.3)  # reported back in the ego frame
+
+
+def test_heading_flips_by_pi_keep_the_track_and_its_heading():
+    t = Tracker3D({"min_hits": 1})
+    for f in range(10):
+        out = t.update(frame([car(f * 0.5, 0, np.pi if f % 2 else 0.0)]))
+    assert out.track_ids.tolist() == [1]
+    assert abs(np.sin(out.yaw[0])) < 0.05
+
+
+def test_min_hits_hides_new_tracks_and_max_age_kills_lost_ones():
+    t = Tracker3D({"min_hits": 3, "max_age": 2})
+    reported = [len(t.update(frame([car(0, 0)]))) for _ in range(3)]  # the first min_hits frames report all
+    assert reported == [1, 1, 1]
+    late = [len(t.update(frame([car(0, 0), car(50, 0)]))) for _ in range(3)]
+    assert late == [1, 1, 2]  # the car at 50 m appears from its third hit on
+    for _ in range(3):  # gone for more than max_age frames
+        t.update(frame([car(50, 0)]))
+    out = [t.update(frame([car(0, 0), car(50, 0)])) for _ in range(3)][-1]
+    assert 1 not in out.track_ids.tolist() and len(out) == 2  # the returning car has a new id
+
+
+def test_per_class_parameters_and_labels_never_mix():
+    t = Tracker3D({"min_hits": 1, "max_age": 0}, per_class={1: {"max_coast": 3, "max_age": 3}})
+    t.update(frame([car(0, 0), car(0, 0)], labels=[0, 1]))
+    out = t.update(frame([]))
+    assert out.labels.tolist() == [1]  # only class 1 coasts through a missed frame
+    out = t.update(frame([car(0, 0)], labels=[0]))
+    assert set(out.track_ids.tolist()) == {3, 2}  # class 0 re-born (id 3), class 1 still coasting (id 2)
+
+
+def test_empty_frames_and_reset():
+    t = build_tracker("3d", min_hits=1)
+    out = t.update(Boxes3D.empty())
+    assert len(out) == 0 and out.track_ids is not None
+    t.update(frame([car(0, 0)]))
+    t.reset()
+    assert t.update(frame([car(0, 0)])).track_ids.tolist() == [1]
+
+
+def test_carried_attributes_follow_the_track():
+    t = Tracker3D({"min_hits": 1})
+    b = Boxes3D(np.array([car(0, 0)], np.float32), [0], scores=[0.5], attributes={"box2d": np.array([[1.0, 2, 3, 4]])})
+    out = t.update(b)
+    assert np.array_equal(out.attributes["box2d"], [[1.0, 2, 3, 4]])
+
+
+@pytest.mark.parametrize("kind", ["giou_3d", "iou_3d", "iou_bev", "dist_3d", "dist_bev", "mahalanobis"])
+def test_every_similarity_tracks(kind):
+    thr = {"dist_3d": -2.0, "dist_bev": -2.0, "mahalanobis": -5.0}.get(kind, 0.1)
+    t = Tracker3D({"min_hits": 1, "similarity": kind, "threshold": thr})
+    for f in range(6):
+        out = t.update(frame([car(0.3 * f, 0), car(10, 0.2 * f)]))
+    assert sorted(out.track_ids.tolist()) == [1, 2]
+
+
+def test_bad_parameters_are_config_errors():
+    with pytest.raises(ConfigError, match="max_agee"):
+        Tracker3D({"max_agee": 3})
+    with pytest.raises(ConfigError, match="similarity"):
+        Tracker3D({"similarity": "iou4d"})
+    with pytest.raises(ConfigError, match="matcher"):
+        Tracker3D({"matcher": "auction"})
+    with pytest.raises(ConfigError, match="tracker"):
+        build_tracker("4d")
+
+
+def test_giou_hand_computed():
+    a = np.array([car(0, 0)])
+    b = np.array([car(3, 0)])  # 1 m overlap along x: inter 1*1.8*1.5, union 2*V - inter, hull 7*1.8*1.5
+    inter, vol, hull = 1 * 1.8 * 1.5, 4 * 1.8 * 1.5, 7 * 1.8 * 1.5
+    union = 2 * vol - inter
+    assert giou3d(a, b)[0, 0] == pytest.approx(inter / union - (hull - union) / hull)
+    assert giou3d(a, a)[0, 0] == pytest.approx(1.0)
+    far = giou3d(a, np.array([car(100, 0)]))[0, 0]
+    assert -1.0 < far < -0.9
+
+
+def test_hull_area_with_duplicate_and_collinear_points():
+    square = np.array([[0, 0], [1, 0], [1, 1], [0, 1]], float)
+    pts = np.concatenate([square, square, [[0.5, 0.0], [0.5, 0.5]]])[None]  # duplicates, a point on an edge, one inside
+    assert _hull_area(pts)[0] == pytest.approx(1.0)
+    rect_and_far = np.concatenate([square, square + [3, 0]])[None]
+    assert _hull_area(rect_and_far)[0] == pytest.approx(4.0)
+
+
+def test_hungarian_beats_greedy_on_the_classic_case():
+    sim = np.array([[0.9, 0.8], [0.85, 0.1]])
+    r, c = match(sim, 0.5, "hungarian")
+    assert sorted(zip(r.tolist(), c.tolist())) == [(0, 1), (1, 0)]
+    r, c = match(sim, 0.5, "greedy")
+    assert list(zip(r.tolist(), c.tolist())) == [(0, 0)]
+    r, c = match(sim, 0.95, "hungarian")
+    assert len(r) == 0
+
+
+def test_gate_skips_far_pairs():
+    sim = similarity_3d("giou_3d", np.array([car(0, 0)], float), np.array([car(1, 0), car(40, 0)], float), gate_m=5.0)
+    assert np.isfinite(sim[0, 0]) and sim[0, 1] == -np.inf
+
+
+def test_mahalanobis_is_euclidean_for_identity_covariance():
+    d = mahalanobis(np.zeros((1, 3)), np.eye(3)[None], np.array([[3.0, 4.0, 0.0]]))
+    assert d[0, 0] == pytest.approx(5.0)
+
+
+def flickering_scene(seed: int, frames: int = 60):
+    """Six pedestrian-sized image boxes walking across each other; detections jitter, drop out and lose confidence."""
+    rng = np.random.default_rng(seed)
+    n = 6
+    starts = np.column_stack(
+        [np.where(np.arange(n) % 2, 600.0, 0.0) + np.arange(n) * 60.0, 200 + rng.uniform(-15, 15, n)]
+    )
+    vel = np.column_stack([np.where(np.arange(n) % 2, -1.0, 1.0) * rng.uniform(8, 12, n), rng.normal(0, 0.5, n)])
+    gt, det = [], []
+    for f in range(frames):
+        c = starts + vel * f
+        boxes = np.concatenate([c - [20, 40], c + [20, 40]], axis=1)
+        gt.append(Boxes2D(boxes, np.zeros(n), track_ids=np.arange(n)))
+        keep = rng.random(n) > 0.15  # flicker
+        scores = np.where(rng.random(n) < 0.3, 0.3, 0.9)  # some weak detections
+        noisy = boxes + rng.normal(0, 3.0, boxes.shape)
+        det.append(Boxes2D(noisy[keep], np.zeros(int(keep.sum())), scores=scores[keep]))
+    return gt, det
+
+
+def nearest_matching(dets: list[Boxes2D], max_px: float = 60.0) -> list[Boxes2D]:
+    """Baseline: each detection takes the id of the nearest detection of the previous frame."""
+    out, prev_c, prev_ids, next_id = [], np.zeros((0, 2)), np.zeros(0, np.int64), 0
+    for d in dets:
+        c = (d.xyxy[:, :2] + d.xyxy[:, 2:]) / 2
+        ids = np.empty(len(d), np.int64)
+        for i, ci in enumerate(c):
+            dist = np.linalg.norm(prev_c - ci, axis=1) if len(prev_c) else np.array([])
+            if len(dist) and dist.min() < max_px:
+                ids[i] = prev_ids[dist.argmin()]
+            else:
+                ids[i], next_id = next_id, next_id + 1
+        out.append(d.replace(track_ids=ids))
+        prev_c, prev_ids = c, ids
+    return out
+
+
+def test_bytetrack_has_fewer_id_switches_than_nearest_matching():
+    from perception.eval.tracking import evaluate_sequences
+
+    ours_ids = base_ids = 0
+    for seed in range(3):
+        gt, det = flickering_scene(seed)
+        t = Tracker2D({"min_hits": 1, "max_age": 10})
+        ours = [t.update(d) for d in det]
+        base = nearest_matching(det)
+        ours_ids += evaluate_sequences({"s": gt}, {"s": ours}, ("ped",), 0.3, "iou_2d")["ped"]["IDS"]
+        base_ids += evaluate_sequences({"s": gt}, {"s": base}, ("ped",), 0.3, "iou_2d")["ped"]["IDS"]
+    assert ours_ids < base_ids
+
+
+def test_bytetrack_second_stage_keeps_weak_detections_on_their_tracks():
+    t = Tracker2D({"min_hits": 1})
+    strong = Boxes2D(np.array([[0.0, 0, 50, 100]]), [0], scores=[0.9])
+    weak = Boxes2D(np.array([[2.0, 0, 52, 100]]), [0], scores=[0.3])
+    t.update(strong)
+    out = t.update(weak)
+    assert out.track_ids.tolist() == [1]
+    t2 = Tracker2D({"min_hits": 1})
+    out = t2.update(weak)  # a weak detection never starts a track
+    assert len(out) == 0
