@@ -107,3 +107,15 @@ def test_frame_name_and_read_only_maps() -> None:
     assert Frame("kitti", "", 7, 0.0, ("Car",)).name == "kitti/000007"
     with pytest.raises(TypeError):
         f.images["x"] = None
+
+
+def test_frame_pickles_with_read_only_maps() -> None:
+    """Regression: read-only mapping fields made frames unpicklable (data-loader workers)."""
+    import pickle
+
+    boxes = Boxes3D(np.zeros((1, 7)), [0], attributes={"num_points": [3]})
+    f = Frame("kitti", "", 1, 0.0, ("Car",), images={"image_2": np.ones((2, 2, 3), np.uint8)}, boxes3d=boxes)
+    g = pickle.loads(pickle.dumps(f))
+    assert g.images["image_2"].sum() == 12 and g.boxes3d.attributes["num_points"].tolist() == [3]
+    with pytest.raises(TypeError):
+        g.boxes3d.attributes["x"] = 1

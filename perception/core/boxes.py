@@ -9,11 +9,11 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
-from types import MappingProxyType
 from typing import Any
 
 import numpy as np
 
+from perception.core.readonly import ReadOnlyDict
 from perception.errors import ShapeError
 
 
@@ -29,14 +29,14 @@ def _column(name: str, value: Any, n: int, width: int | None, dtype: Any) -> np.
     return arr
 
 
-def _frozen_attributes(attributes: Mapping[str, Any], n: int) -> Mapping[str, np.ndarray]:
+def _checked_attributes(attributes: Mapping[str, Any], n: int) -> ReadOnlyDict:
     attrs = {}
     for k, v in attributes.items():
         v = np.asarray(v)
         if v.shape[:1] != (n,):
             raise ShapeError(f"attribute {k!r} has shape {v.shape}, expected ({n}, ...)")
         attrs[k] = v
-    return MappingProxyType(attrs)
+    return ReadOnlyDict(attrs)
 
 
 class _BoxSet:
@@ -101,7 +101,7 @@ class Boxes3D(_BoxSet):
         object.__setattr__(self, "scores", _column("scores", self.scores, n, None, np.float32))
         object.__setattr__(self, "track_ids", _column("track_ids", self.track_ids, n, None, np.int64))
         object.__setattr__(self, "velocity_xy", _column("velocity_xy", self.velocity_xy, n, 2, np.float32))
-        object.__setattr__(self, "attributes", _frozen_attributes(self.attributes, n))
+        object.__setattr__(self, "attributes", _checked_attributes(self.attributes, n))
 
     @classmethod
     def empty(cls) -> Boxes3D:
@@ -157,7 +157,7 @@ class Boxes2D(_BoxSet):
         object.__setattr__(self, "xyxy", _column("xyxy", self.xyxy, n, 4, np.float32))
         object.__setattr__(self, "scores", _column("scores", self.scores, n, None, np.float32))
         object.__setattr__(self, "track_ids", _column("track_ids", self.track_ids, n, None, np.int64))
-        object.__setattr__(self, "attributes", _frozen_attributes(self.attributes, n))
+        object.__setattr__(self, "attributes", _checked_attributes(self.attributes, n))
 
     @classmethod
     def empty(cls) -> Boxes2D:

@@ -9,10 +9,10 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from types import MappingProxyType
 
 import numpy as np
 
+from perception.core.readonly import ReadOnlyDict
 from perception.core.se3 import SE3
 from perception.errors import ShapeError
 
@@ -45,8 +45,8 @@ class Calibration:
         missing = set(self.cameras) - set(self.extrinsics)
         if missing:
             raise ShapeError(f"cameras without extrinsics: {sorted(missing)}")
-        object.__setattr__(self, "extrinsics", MappingProxyType(dict(self.extrinsics)))
-        object.__setattr__(self, "cameras", MappingProxyType(dict(self.cameras)))
+        object.__setattr__(self, "extrinsics", ReadOnlyDict(self.extrinsics))
+        object.__setattr__(self, "cameras", ReadOnlyDict(self.cameras))
 
     def T_ego_from(self, sensor: str) -> SE3:
         if sensor == EGO:

@@ -4,13 +4,13 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from types import MappingProxyType
 
 import numpy as np
 
 from perception.core.boxes import Boxes2D, Boxes3D
 from perception.core.calibration import Calibration
 from perception.core.pointcloud import PointCloud
+from perception.core.readonly import ReadOnlyDict
 from perception.core.se3 import SE3
 
 
@@ -50,8 +50,8 @@ class Frame:
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "class_names", tuple(self.class_names))
-        object.__setattr__(self, "images", MappingProxyType(dict(self.images)))
-        object.__setattr__(self, "boxes2d", MappingProxyType(dict(self.boxes2d)))
+        object.__setattr__(self, "images", ReadOnlyDict(self.images))
+        object.__setattr__(self, "boxes2d", ReadOnlyDict(self.boxes2d))
 
     @property
     def name(self) -> str:

@@ -156,13 +156,11 @@ class SyntheticDataset(DriveDataset):
         return len(self.keys)
 
     def __getstate__(self) -> dict[str, Any]:
-        """Pickle (e.g. to data-loader workers) without the per-sequence caches and the calibration
-        (core types hold read-only mappings, which do not pickle): both are rebuilt on arrival."""
-        return {k: v for k, v in self.__dict__.items() if k not in ("_cache", "calibration")}
+        """Pickle (e.g. to data-loader workers) without the per-sequence caches: rebuilt on arrival."""
+        return {k: v for k, v in self.__dict__.items() if k != "_cache"}
 
     def __setstate__(self, state: dict[str, Any]) -> None:
         self.__dict__.update(state, _cache=OrderedDict())
-        self.calibration = kitti_calibration(self.calib_raw, {"image_2": IMAGE_SIZE, "image_3": IMAGE_SIZE})
 
     def frame_key(self, i: int) -> tuple[str, int]:
         seq, idx = self.keys[i]
