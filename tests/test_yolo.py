@@ -288,3 +288,16 @@ def test_compare_runs_reads_the_training_run(trained):
     (row,) = compare_runs([trained["best"].parents[1]], imgsz=64)
     assert row["model"] == "yolo11n" and row["epochs"] == 1 and 2.5 < row["params_M"] < 2.7
     assert "yolo11n" in format_comparison([row])
+
+
+def test_ultralytics_keeps_our_thread_count():
+    from ultralytics.utils.torch_utils import select_device
+
+    before = torch.get_num_threads()
+    torch.set_num_threads(2)
+    try:
+        env.import_ultralytics()
+        select_device("cpu", verbose=False)  # ultralytics alone would set cores - 1 (1 here)
+        assert torch.get_num_threads() == 2
+    finally:
+        torch.set_num_threads(before)

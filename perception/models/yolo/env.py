@@ -55,8 +55,12 @@ def import_ultralytics() -> ModuleType:
     os.environ["YOLO_OFFLINE"] = "1"
     os.environ["YOLO_AUTOINSTALL"] = "false"  # it would pip-install packages a checkpoint's pickle names
     _install_fonts(Path(os.environ["YOLO_CONFIG_DIR"]) / "Ultralytics")
+    import torch
     import ultralytics
-    from ultralytics.utils import SETTINGS, USER_CONFIG_DIR
+    from ultralytics.utils import SETTINGS, USER_CONFIG_DIR, torch_utils
+
+    # select_device() sets torch to (cores - 1) threads on every CPU call; keep the caller's choice
+    torch_utils.NUM_THREADS = torch.get_num_threads()
 
     # Someone may have imported ultralytics before us with another config dir: cover it too.
     _install_fonts(Path(USER_CONFIG_DIR))
