@@ -80,6 +80,7 @@ class Trainer:
     # ---- the loop
     def fit(self) -> list[dict[str, Any]]:
         """Train until ``epochs`` (or ``max_steps``, or early stopping); returns per-epoch metrics."""
+        self.fit_start = time.perf_counter()
         try:
             while self.epoch < self.cfg["epochs"] and not self.stop:
                 t0 = time.perf_counter()
@@ -123,7 +124,7 @@ class Trainer:
             for k, v in losses.items():
                 sums[k] = sums.get(k, 0.0) + v
             bar.set_postfix(loss=f"{losses['loss']:.3f}")
-            if self.cfg["max_steps"] and self.global_step >= self.cfg["max_steps"]:
+            if self._out_of_budget():
                 self.stop = True
                 break
         n = max(1, bar.n)
@@ -174,6 +175,11 @@ class Trainer:
             metrics = {k: round(v, 4) for k, v in summary.items() if k.endswith("/R40")}
         dist.barrier(self.dist)
         return metrics
+
+    def _out_of_budget(self) -> bool:
+        c = self.cfg
+        over_time = c["max_minutes"] and time.perf_counter() - self.fit_start > 60 * c["max_minutes"]
+        return bool((c["max_steps"] and self.global_step >= c["max_steps"]) or over_time)
 
     # ---- state
     def checkpoint_state(self) -> dict[str, Any]:

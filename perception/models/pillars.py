@@ -47,22 +47,27 @@ def assign_pillars(xyz: torch.Tensor, batch_idx: torch.Tensor, grid: PillarGrid,
         col, row: (N,) int64 grid column and row (meaningless for trash points).
     """
     x0, y0, z0, _, _, z1 = grid.point_range
-    col = torch.floor((xyz[:, 0] - x0) / grid.voxel_size[0]).long()
-    row = torch.floor((xyz[:, 1] - y0) / grid.voxel_size[1]).long()
-    inside = (col >= 0) & (col < grid.nx) & (row >= 0) & (row < grid.ny) & (xyz[:, 2] >= z0) & (xyz[:, 2] < z1)
+    origin = xyz.new_tensor([x0, y0, z0])
+    size = xyz.new_tensor([grid.voxel_size[0], grid.voxel_size[1], z1 - z0])
+    # int32 keeps the index arithmetic and the sort below about twice as fast as int64
+    q = torch.floor((xyz - origin) / size).to(torch.int32)
+    dims = torch.tensor([grid.nx, grid.ny, 1], dtype=torch.int32, device=xyz.device)
+    inside = ((q >= 0) & (q < dims)).all(dim=1)
     trash = batch_size * grid.cells
-    cell = torch.where(inside, batch_idx * grid.cells + row * grid.nx + col, torch.full_like(col, trash))
+    cell = batch_idx.to(torch.int32) * grid.cells + q[:, 1] * grid.nx + q[:, 0]
+    cell = torch.where(inside, cell, torch.full_like(cell, trash))
     if max_points > 0:
         cell = torch.where(_rank_in_cell(cell, trash + 1) < max_points, cell, torch.full_like(cell, trash))
-    return cell, col, row
+    return cell.long(), q[:, 0].long(), q[:, 1].long()
 
 
 def _rank_in_cell(cell: torch.Tensor, n_cells: int) -> torch.Tensor:
     """(N,) position of each point among the points of its cell, in input order."""
     sorted_cell, order = torch.sort(cell, stable=True)
-    counts = torch.zeros(n_cells, dtype=torch.long, device=cell.device).scatter_add(0, cell, torch.ones_like(cell))
-    start = torch.cumsum(counts, 0) - counts
-    rank_sorted = torch.arange(cell.shape[0], device=cell.device) - start[sorted_cell]
+    idx = sorted_cell.long()
+    counts = torch.zeros(n_cells, dtype=torch.int32, device=cell.device).scatter_add(0, idx, torch.ones_like(cell))
+    start = torch.cumsum(counts, 0, dtype=torch.int32) - counts
+    rank_sorted = torch.arange(cell.shape[0], dtype=torch.int32, device=cell.device) - start[idx]
     return torch.zeros_like(cell).scatter(0, order, rank_sorted)
 
 
