@@ -26,6 +26,12 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
         "--show", action="store_true", help="open a window (skipped with a warning when there is no display)"
     )
     p.add_argument("--save", default=None, metavar="OUT.mp4", help="write the drawn frames to an MP4")
+    p.add_argument(
+        "--codec",
+        default="auto",
+        choices=["auto", "h264", "mp4v"],
+        help="MP4 codec: h264 (via ffmpeg; plays everywhere) or mp4v (OpenCV; half the encoding CPU)",
+    )
     p.add_argument("--save-dir", default=None, metavar="DIR", help="write the drawn frames as JPEGs")
     p.add_argument(
         "--jsonl", default=None, metavar="OUT.jsonl", help="write detections and tracks, one JSON line per frame"

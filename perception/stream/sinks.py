@@ -70,6 +70,10 @@ class VideoSink(Sink):
     def __init__(self, path: str | Path, fps: float = 10.0, codec: str = "auto", preset: str = "ultrafast"):
         self.path = check_writable(Path(path), "video")
         self.fps = float(fps) if fps and fps > 0 else 10.0
+        if codec not in ("auto", "h264", "mp4v"):
+            raise ConfigError(f"codec {codec!r}: choose from auto, h264, mp4v", path=self.path)
+        if codec == "h264" and not shutil.which("ffmpeg"):
+            raise ConfigError("codec h264 needs the ffmpeg program (apt install ffmpeg); or use mp4v", path=self.path)
         self.codec = ("h264" if shutil.which("ffmpeg") else "mp4v") if codec == "auto" else codec
         self.preset = preset  # x264 speed/size trade-off: ultrafast keeps encoding off the critical path
         self.tmp = self.path.with_name(f".{self.path.stem}.tmp{self.path.suffix or '.mp4'}")
@@ -219,11 +223,12 @@ def build_sinks(
     jsonl: str | None = None,
     show: bool = False,
     fps: float | None = None,
+    codec: str = "auto",
 ) -> list[Sink]:
     """The sinks the ``stream`` options ask for; every path is checked before any frame is read."""
     sinks: list[Sink] = []
     if save:
-        sinks.append(VideoSink(save, fps or 10.0))
+        sinks.append(VideoSink(save, fps or 10.0, codec=codec))
     if save_dir:
         sinks.append(ImageFolderSink(save_dir))
     if jsonl:
