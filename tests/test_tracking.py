@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import numpy as np
 import pytest
 
@@ -212,3 +214,26 @@ def test_bytetrack_second_stage_keeps_weak_detections_on_their_tracks():
     t2 = Tracker2D({"min_hits": 1})
     out = t2.update(weak)  # a weak detection never starts a track
     assert len(out) == 0
+
+
+def test_track_and_evaluate_on_synthetic_sequences():
+    import dataclasses
+
+    from perception.data.base import DatasetSpec
+    from perception.data.registry import LOADERS
+    from perception.tracking.run import track_and_evaluate
+
+    spec = DatasetSpec.from_yaml(Path(__file__).resolve().parents[1] / "datasets" / "synthetic.yaml")
+    spec = dataclasses.replace(
+        spec, options={**spec.options, "sequences": 1, "frames": 15, "rings": 4, "azimuth_steps": 64}
+    )
+    dataset = LOADERS["synthetic"](spec)
+    rng = np.random.default_rng(0)
+
+    def detect(frame):  # ground truth, jittered, without ids, 10 % missed
+        b = frame.boxes3d[np.flatnonzero(rng.random(len(frame.boxes3d)) > 0.1)]
+        jitter = rng.normal(0, 0.05, b.xyz_lwh_yaw.shape).astype(np.float32)
+        return b.replace(xyz_lwh_yaw=b.xyz_lwh_yaw + jitter, scores=np.full(len(b), 0.9, np.float32), track_ids=None)
+
+    metrics = track_and_evaluate(dataset, detect, points=False)
+    assert metrics["Car"]["IDS"] == 0 and metrics["Car"]["MOTA"] > 0.7

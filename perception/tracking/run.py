@@ -131,3 +131,29 @@ def track_dataset_with_predictor(predictor, tracker, dataset, out_dir: Path, pro
         if calib is not None:
             write_results(out_dir / f"{seq}.txt", tracks_to_objects(tracks, calib, tuple(dataset.class_names)))
     return {"frames": frames, "tracker_s": spent, "fps": frames / max(spent, 1e-9)}
+
+
+def track_and_evaluate(
+    dataset, detect: Callable, tracker=None, threshold: float = 0.25, points: bool = True, progress: bool = False
+) -> dict[str, dict[str, float]]:
+    """Track every sequence of ``dataset`` on ``detect(frame) -> Boxes3D`` and score against its ground truth.
+
+    For ``perception demo``: ``detect`` is e.g. ``lambda f: predictor.predict(f).boxes3d``. Tracks
+    use each frame's ego pose and timestamp. Metrics as ``perception.eval.tracking.evaluate_sequences``
+    (3D IoU >= ``threshold``); print them with ``perception.eval.tracking.format_table``.
+    """
+    from tqdm import tqdm
+
+    from perception.eval.tracking import evaluate_sequences
+    from perception.tracking.presets import tracker_for_classes
+
+    tracker = tracker if tracker is not None else tracker_for_classes(tuple(dataset.class_names))
+    gt, pred = {}, {}
+    for seq, indices in tqdm(list(dataset.sequences().items()), desc="track", unit="seq", disable=not progress):
+        tracker.reset()
+        gt[seq], pred[seq] = [], []
+        for i in indices:
+            frame = dataset.load_frame(i, points=points, images=False)
+            pred[seq].append(tracker.update(detect(frame), ego_pose=frame.ego_pose, timestamp_s=frame.timestamp_s))
+            gt[seq].append(frame.boxes3d if frame.boxes3d is not None else Boxes3D.empty())
+    return evaluate_sequences(gt, pred, tuple(dataset.class_names), threshold, "iou_3d")
