@@ -68,24 +68,29 @@ def pr_counts(batch: MatchBatch, min_overlap: float, thresholds: np.ndarray, don
     """Second pass: per-threshold totals over the batch, each (T,): tp, fp, fn, similarity (AOS)."""
     f, g, d = batch.overlap.shape
     t = len(thresholds)
-    rows = np.arange(f)[:, None]
     live = (batch.score[:, None, :] >= thresholds[None, :, None]) & (batch.det_flag[:, None, :] >= 0)
     assigned = np.zeros((f, t, d), bool)
     tp, fn, sim = np.zeros(t, np.int64), np.zeros(t, np.int64), np.zeros(t)
     for k in range(g):
-        gt_flag = batch.gt_flag[:, k][:, None]  # (F, 1)
-        ov = batch.overlap[:, k][:, None, :]  # (F, 1, D)
-        cand = (ov > min_overlap) & ~assigned & live
-        counted = cand & (batch.det_flag[:, None, :] == 0)
+        # only frames whose k-th ground truth overlaps some detection can match; the others miss it
+        reachable = (batch.overlap[:, k] > min_overlap).any(axis=1)
+        fn += int(((batch.gt_flag[:, k] == 0) & ~reachable).sum())
+        r = np.nonzero(reachable & (batch.gt_flag[:, k] >= 0))[0]
+        if len(r) == 0:
+            continue
+        rows, flag, det_flag = np.arange(len(r))[:, None], batch.gt_flag[r, k][:, None], batch.det_flag[r][:, None, :]
+        ov = batch.overlap[r, k][:, None, :]  # (R, 1, D)
+        cand = (ov > min_overlap) & ~assigned[r] & live[r]
+        counted = cand & (det_flag == 0)
         best = np.argmax(np.where(counted, ov, -np.inf), axis=2)
-        chosen = np.where(counted.any(axis=2), best, np.argmax(cand & (batch.det_flag[:, None, :] == 1), axis=2))
-        found = cand.any(axis=2) & (gt_flag >= 0)  # (F, T)
+        chosen = np.where(counted.any(axis=2), best, np.argmax(cand & (det_flag == 1), axis=2))
+        found = cand.any(axis=2)  # (R, T)
         fi, ti = np.nonzero(found)
-        assigned[fi, ti, chosen[fi, ti]] = True
-        is_tp = found & (gt_flag == 0) & (batch.det_flag[rows, chosen] == 0)
+        assigned[r[fi], ti, chosen[fi, ti]] = True
+        is_tp = found & (flag == 0) & (batch.det_flag[r][rows, chosen] == 0)
         tp += is_tp.sum(axis=0)
-        fn += (~cand.any(axis=2) & (gt_flag == 0)).sum(axis=0)
-        delta = batch.gt_alpha[:, k][:, None] - batch.det_alpha[rows, chosen]
+        fn += (~found & (flag == 0)).sum(axis=0)
+        delta = batch.gt_alpha[r, k][:, None] - batch.det_alpha[r][rows, chosen]
         sim += np.where(is_tp, (1.0 + np.cos(delta)) / 2.0, 0.0).sum(axis=0)
     free = live & ~assigned & (batch.det_flag[:, None, :] == 0)
     if dontcare:
