@@ -41,6 +41,7 @@ def add_detect2d_arguments(parser: argparse.ArgumentParser) -> None:
     _add(parser, "--out", help="run folder (default runs/detect2d/<name>)")
     _add(parser, "--resume", help="run folder (or last.pt) to continue")
     _add(parser, "--split", help="split to evaluate (default val)")
+    _add(parser, "--device", help="cpu, 0, cuda:0 ... (default: cuda:0 when available)")
     if not any(a.dest == "overrides" for a in parser._actions):
         parser.add_argument("overrides", nargs="*", default=[], help="key=value options")
 
@@ -48,7 +49,7 @@ def add_detect2d_arguments(parser: argparse.ArgumentParser) -> None:
 def _key_values(args: argparse.Namespace) -> dict[str, Any]:
     """Every ``key=value`` word of the command line, wherever the command's parser put it."""
     words: list[str] = []
-    for name in ("config", "overrides", "opts"):
+    for name in ("overrides", "opts"):
         value = getattr(args, name, None)
         words += [value] if isinstance(value, str) else list(value or [])
     stray = [w for w in words if "=" not in w]
@@ -76,6 +77,11 @@ def _run_dir(args: argparse.Namespace, kind: str, name: str) -> Path:
     return run
 
 
+def _device(args: argparse.Namespace) -> str:
+    """The command's ``--device`` ("" lets ultralytics pick cuda:0 when there is one)."""
+    return str(getattr(args, "device", None) or "")
+
+
 def _require(args: argparse.Namespace, *names: str) -> None:
     missing = [n for n in names if not getattr(args, n, None)]
     if missing:
@@ -90,11 +96,14 @@ def train(args: argparse.Namespace) -> int:
         best = resume_yolo(args.resume)
         print(f"run dir: {best.parent.parent}\nbest checkpoint: {best}")
         return 0
-    _require(args, "model", "data")
+    model = getattr(args, "model", None) or getattr(args, "config", None)  # --config: the 3D command's name
+    if not model:
+        raise ConfigError("detect2d needs --model configs/yolo11n.yaml (or a YOLO .pt checkpoint)")
+    _require(args, "data")
     ours, extra = _split_options(_key_values(args))
-    run = _run_dir(args, "train", Path(args.model).stem)
+    run = _run_dir(args, "train", Path(model).stem)
     print(f"run dir: {run}")
-    best = train_yolo(args.model, args.data, run, options_from_dict(ours), extra)
+    best = train_yolo(model, args.data, run, options_from_dict(ours), extra)
     print(f"best checkpoint: {best}")
     return 0
 
@@ -111,6 +120,7 @@ def val(args: argparse.Namespace) -> int:
     unknown = set(values) - {"imgsz", "batch", "device"}
     if unknown:
         raise ConfigError(f"detect2d val takes imgsz=, batch=, device=; unknown {sorted(unknown)}")
+    values.setdefault("device", _device(args))
     run = _run_dir(args, "val", Path(weights).parent.parent.name or Path(weights).stem)
     print(f"run dir: {run}")
     result = validate_yolo(weights, args.data, run, split=getattr(args, "split", None) or "val", **values)
@@ -146,7 +156,7 @@ def predict(args: argparse.Namespace) -> int:
     if unknown:
         raise ConfigError(f"detect2d predict takes conf=, iou=, imgsz=, device=, max_det=; unknown {sorted(unknown)}")
     run = _run_dir(args, "predict", Path(args.source).stem)
-    predictor = YoloPredictor(weights, values.pop("device", "cpu"), **values)
+    predictor = YoloPredictor(weights, values.pop("device", None) or _device(args) or "cpu", **values)
     counts = predict_yolo(predictor, args.source, run)
     print(f"{counts['boxes']} boxes in {counts['images']} images written to {run}")
     return 0
