@@ -33,7 +33,7 @@ from perception.eval.nuscenes import flatten, select
 from perception.eval.pair_iou import frame_pairs, paired_bev_and_3d_iou
 
 IOU_THRESHOLDS = {"vehicle": 0.7, "pedestrian": 0.5, "cyclist": 0.5, "sign": 0.5}
-SCORE_CUTOFFS = np.append(np.arange(100) * np.float32(0.01), np.float32(1.0)).astype(np.float32)
+SCORE_CUTOFFS = np.append(np.arange(100) * 0.01, 1.0).astype(np.float32)  # i * 0.01 in double, stored as float
 LEVELS = (1, 2)
 RECALL_DELTA = 0.05
 _LEVEL2_MAX_POINTS = 5
@@ -121,6 +121,7 @@ def _counts_above(scores: np.ndarray, weights: np.ndarray | None = None) -> np.n
 
 def _match_frame(iou: np.ndarray, thr: float, score: np.ndarray) -> list[tuple[np.ndarray, np.ndarray]]:
     """Hungarian matches ``(dt_rows, gt_rows)`` of one frame for each score cutoff."""
+    score = score.astype(np.float32)  # compared as float, like the official protos
     order = np.argsort(-score, kind="stable")
     above = np.searchsorted(-score[order], -SCORE_CUTOFFS, side="right")  # predictions kept per cutoff
     out, cache = [], {}
