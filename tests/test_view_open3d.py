@@ -47,11 +47,12 @@ def test_box_pixels_lie_where_the_box_projects(view):
 
 
 def test_points_render_where_they_project(view):
-    base = view.render(None, labels=False)  # background and the ego marker
+    base = view.render(None, labels=False)  # background and the ego marker (which stands on the points' ground)
     pts = np.array([[10.0, y, z] for y in np.linspace(-3, 3, 30) for z in np.linspace(-1, 1, 10)])
     image = view.render(pts, labels=False)
     uv, _ = view.project(pts[[0, -1]])
-    lit = np.abs(image.astype(int) - base).max(axis=2) > 40
+    saturated = image.max(axis=2).astype(int) - image.min(axis=2) > 60  # height colours; the ego marker is grey
+    lit = (np.abs(image.astype(int) - base).max(axis=2) > 40) & saturated
     ys, xs = np.nonzero(lit)
     assert lit.sum() > 100
     assert xs.min() == pytest.approx(uv[:, 0].min(), abs=4) and xs.max() == pytest.approx(uv[:, 0].max(), abs=4)
@@ -61,10 +62,26 @@ def test_points_render_where_they_project(view):
 def test_view_cli_writes_png_and_ply(shared_data, tmp_path, view):
     root = Path(__file__).resolve().parents[1]
     out, ply = tmp_path / "kitti0.png", tmp_path / "kitti0.ply"
-    assert main(["view", "--data", str(root / "datasets/kitti.yaml"), "--index", "0", "--out", str(out),
-                 "--ply", str(ply), "--size", "480x270"]) == 0  # fmt: skip
+    assert (
+        main(
+            [
+                "view",
+                "--data",
+                str(root / "datasets/kitti.yaml"),
+                "--index",
+                "0",
+                "--out",
+                str(out),
+                "--ply",
+                str(ply),
+                "--size",
+                f"{W}x{H}",
+            ]
+        )
+        == 0
+    )  # fmt: skip  (same size: reuses the renderer)
     image = cv2.imread(str(out))
-    assert image.shape == (270, 480, 3) and image.std() > 10
+    assert image.shape == (H, W, 3) and image.std() > 10
     assert ply.stat().st_size > 1_000_000 and (tmp_path / "kitti0_boxes.ply").stat().st_size > 100
 
 
