@@ -170,7 +170,8 @@ class LiveSource(Source):
             if self._stop.is_set():
                 return
             self._check_gone(index, start, last_frame_at)
-            log.warning("%s: stream interrupted after frame %d; reconnecting in %.2f s", self.target, index, backoff)
+            what = f"stream interrupted after frame {index}" if index else "no answer yet"
+            log.warning("%s: %s; reconnecting in %.2f s", self.target, what, backoff)
             self._stop.wait(backoff)
             backoff = min(backoff * 2, self.max_backoff_s)
             self.reconnects += 1

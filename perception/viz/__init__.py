@@ -1,5 +1,7 @@
-"""Pictures of frames and predictions: camera overlays, BEV rasters, the open3d viewer.
+"""Pictures of frames and predictions, used by ``perception stream``, ``perception view`` and ``perception demo``.
 
-Import what you need from the submodules (``perception.viz.bev``, ``perception.viz.overlay``,
-``perception.viz.colors``); open3d is only imported by ``perception.viz.open3d_view``.
+Modules: ``colors`` (fixed class / track colours, height ramp), ``overlay`` (projected 3D boxes,
+2D boxes, trails on camera images), ``bev`` (bird's-eye view raster), ``frame_view`` (camera and
+BEV side by side with a HUD), ``trails`` (track histories), ``open3d_view`` (3D window and
+off-screen renders; imports open3d only when used), ``samples`` (the real excerpts' ground truth).
 """
