@@ -47,6 +47,20 @@ def test_map_worked_examples():
     assert mean_average_precision(np.array([1.0]), np.array([0.0])) == 0.0
 
 
+@pytest.mark.parametrize(
+    "precision, recall, delta, expect",
+    [  # the cases of the official metrics_utils_test.cc (ComputeMeanAveragePrecision)
+        ([], [], 0.05, 0.0),
+        ([0.1], [0.2], 0.05, 0.2 * 0.1),
+        ([0.1, 0.05], [0.2, 1.0], 0.05, 0.05 * 0.8 + 0.1 * 0.2 + (0.1 - 0.05) * 0.5 * 0.05),
+        ([0.1, 0.05], [0.2, 1.0], 1.0, 0.2 * 0.1 + 0.5 * (0.1 + 0.05) * 0.8),
+        ([0.1, 0.0, 0.05], [0.2, 0.4, 1.0], 0.05, 0.05 * 0.8 + 0.1 * 0.2 + (0.1 - 0.05) * 0.5 * 0.05),
+    ],
+)
+def test_map_official_examples(precision, recall, delta, expect):
+    assert mean_average_precision(np.array(precision), np.array(recall), delta) == pytest.approx(expect, abs=1e-6)
+
+
 def test_perfect_predictions_give_one():
     gt, dt = frames(5)
     res = evaluate_waymo(gt, dt, NAMES, classes=("Vehicle",))
@@ -151,3 +165,20 @@ def test_bad_inputs():
         evaluate_waymo(gt, dt, ("Truck",), classes=("Truck",))
     with pytest.raises(ConfigError, match="box_type"):
         evaluate_waymo(gt, dt, NAMES, box_type="2d")
+
+
+def test_official_one_shard_example():
+    """detection_metrics_test.cc ``OneShard``: boxes 100 x 1 x 1 m, predictions of IoU 0.9 (score 0)
+    and 0.6 (score 0.5) on one ground truth, in two frames: mAP = mAPH = 1."""
+
+    def obj(iou: float) -> list[float]:
+        return [0.0, 0.0, 0.0, 100 * iou, 1.0, 1.0, 0.0]
+
+    gt = [boxes([obj(1.0)], [0], num_points=[50]) for _ in range(2)]
+    dt = [boxes([obj(0.9), obj(0.6)], [0, 0], scores=[0.0, 0.5]) for _ in range(2)]
+    res = evaluate_waymo(gt, dt, NAMES, classes=("Vehicle",), iou_thresholds={"Vehicle": 0.5})
+    curve = res.curves["Vehicle"][2]
+    assert (curve.precision[0], curve.recall[0]) == (0.5, 1.0)  # cutoff 0: the Hungarian takes IoU 0.9, 0.6 is a FP
+    assert (curve.precision[50], curve.recall[50]) == (1.0, 1.0)  # cutoff 0.5: only the 0.6 box, a TP
+    assert (curve.precision[100], curve.recall[100]) == (1.0, 0.0)  # cutoff 1: nothing left
+    assert res.ap["Vehicle"][2] == pytest.approx(1.0) and res.aph["Vehicle"][2] == pytest.approx(1.0)
