@@ -147,3 +147,35 @@ def test_track_command_bad_detection_file_is_one_line_exit_2(tmp_path, capsys):
     assert code == 2 and err.count("\n") == 0
     assert "0001.txt:1:" in err and "expected 15 comma-separated fields" in err
     assert not (tmp_path / "o" / "0001.txt").exists()
+
+
+SHARED = Path(__file__).resolve().parents[1] / ".." / "shared" / "data" / "kitti" / "tracking"
+
+
+def test_cyclist_detections_in_ab3dmot_layout_track_and_evaluate(tmp_path):
+    """Cyclist rows (type 3) go through the same reader, tracker preset and evaluation as Car / Pedestrian."""
+    if not SHARED.exists():
+        pytest.skip("../shared/data (real KITTI tracking labels) is absent")
+    from perception.eval.tracking import evaluate_kitti_tracking_dir
+    from perception.tracking.presets import tracker_for_classes
+    from perception.tracking.run import KITTI_TRACK_CLASSES, track_kitti_folder
+
+    gt = read_tracking_label_file(SHARED / "training" / "label_02" / "0012.txt")
+    cyc = gt[np.flatnonzero(gt.type == "Cyclist")]
+    rng = np.random.default_rng(0)
+    loc = cyc.location + rng.normal(0, 0.05, cyc.location.shape)
+    rows = [
+        f"{f},3,{b[0]},{b[1]},{b[2]},{b[3]},{s},{d[0]},{d[1]},{d[2]},{p[0]},{p[1]},{p[2]},{r},{a}"
+        for f, b, s, d, p, r, a in zip(
+            cyc.frame, cyc.bbox, rng.uniform(2, 8, len(cyc)), cyc.dimensions_hwl, loc, cyc.rotation_y, cyc.alpha
+        )
+    ]
+    (tmp_path / "det").mkdir()
+    (tmp_path / "det" / "0012.txt").write_text("\n".join(rows) + "\n")
+    track_kitti_folder(
+        lambda: tracker_for_classes(KITTI_TRACK_CLASSES), tmp_path / "det", SHARED / "training" / "calib", [("0012", 79)], tmp_path / "out", progress=False
+    )  # fmt: skip
+    m = evaluate_kitti_tracking_dir(
+        SHARED / "training" / "label_02", tmp_path / "out", {"0012": 79}, classes=("cyclist",)
+    )["cyclist"]
+    assert m["IDS"] == 0 and m["MOTA"] > 0.8 and m["sAMOTA"] > 0.8

@@ -33,6 +33,8 @@ class Params3D(Lifecycle):
         threshold: smallest similarity of a match (distances are negated: -2.0 means 2 m).
         matcher: ``hungarian`` or ``greedy``.
         gate_m: pairs whose BEV centres are farther apart never match (and cost nothing).
+        report_detection: a matched track reports its detection's centre (heading aligned with the
+            track) rather than the filtered one; coasting tracks always report their prediction.
         measure_var: (7,) detection noise variances of x y z l w h yaw.
         process_var: (10,) process noise per time step of x y z l w h yaw vx vy vz.
         init_var: (10,) initial variances (velocities start unknown).
@@ -43,6 +45,7 @@ class Params3D(Lifecycle):
     threshold: float = -0.2
     matcher: str = "hungarian"
     gate_m: float = 5.0
+    report_detection: bool = False
     measure_var: tuple[float, ...] = (1.0,) * 7
     process_var: tuple[float, ...] = (1.0,) * 7 + (0.01,) * 3
     init_var: tuple[float, ...] = (10.0,) * 7 + (1e4,) * 3
@@ -115,7 +118,7 @@ class Tracker3D:
             idx = np.flatnonzero(dets.labels == label)
             sub_attrs = {k: v[idx] for k, v in dets.attributes.items()}
             outs.append(self._step_class(label, dets.xyz_lwh_yaw[idx].astype(np.float64), scores[idx], sub_attrs, dt))
-        out = Boxes3D.concatenate(outs) if outs else _empty_tracks()
+        out = outs[0] if len(outs) == 1 else Boxes3D.concatenate(outs) if outs else _empty_tracks()
         return out.transformed(ego_pose.inverse()) if ego_pose is not None else out
 
     def _step_class(self, label: int, z: np.ndarray, scores: np.ndarray, attrs: dict, dt: float) -> Boxes3D:
@@ -139,8 +142,11 @@ class Tracker3D:
         unmatched[cols] = False
         ts.birth(z[unmatched], scores[unmatched], {k: v[unmatched] for k, v in attrs.items()})
         show = ts.reported(self._frames)
+        boxes = ts.kf.x[:, :7].copy()
+        if p.report_detection:
+            boxes[rows, :3] = zm[:, :3]
         out = Boxes3D(
-            ts.kf.x[show, :7],
+            boxes[show],
             np.full(int(show.sum()), label, np.int64),
             scores=ts.reported_scores(show),
             track_ids=ts.ids[show],
