@@ -83,3 +83,18 @@ def test_training_curves_png_and_csv_errors(tmp_path):
     assert not (tmp_path / "bad.png").exists()
     with pytest.raises(DataError, match="not found"):
         read_metrics_csv(tmp_path / "missing.csv")
+
+
+def test_detection_pr_for_each_metric(tmp_path):
+    from perception.eval.nuscenes import evaluate_nuscenes
+    from perception.eval.plots import plot_detection_pr
+    from perception.eval.waymo import evaluate_waymo
+
+    gt = [b3([0, 10], [0, 1]) for _ in range(3)]
+    dt = [b3([0.3, 10.2], [0, 1], [0.9, 0.6]) for _ in range(3)]
+    nus = evaluate_nuscenes(gt, dt, NAMES, classes=NAMES)
+    waymo = evaluate_waymo(gt, dt, NAMES, classes=NAMES, iou_thresholds={"car": 0.5})
+    paths = plot_detection_pr(nus, tmp_path) + plot_detection_pr(waymo, tmp_path)
+    assert [p.name for p in paths] == ["nuscenes_pr.png", "waymo_pr.png"]
+    assert all(p.stat().st_size > 5000 for p in paths)
+    assert plot_detection_pr(object(), tmp_path) == []

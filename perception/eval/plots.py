@@ -39,7 +39,7 @@ def _save(fig: Any, path: str | Path) -> Path:
 def plot_pr_curves(
     curves: dict[str, dict[str, tuple[np.ndarray, np.ndarray]]], path: str | Path, title: str = ""
 ) -> Path:
-    """One panel per group (e.g. class), one line per curve (e.g. difficulty).
+    """One panel per group (e.g. class, 5 per row), one line per curve (e.g. difficulty).
 
     Args:
         curves: ``{panel: {line label: (recall (N,), precision (N,))}}``.
@@ -47,8 +47,12 @@ def plot_pr_curves(
     """
     plt = _pyplot()
     n = max(len(curves), 1)
-    fig, axes = plt.subplots(1, n, figsize=(4 * n, 3.6), squeeze=False)
-    for ax, (panel, lines) in zip(axes[0], curves.items()):
+    cols = min(n, 5)
+    rows = math.ceil(n / cols)
+    fig, axes = plt.subplots(rows, cols, figsize=(4 * cols, 3.6 * rows), squeeze=False)
+    for ax in axes.flat[len(curves) :]:
+        ax.set_visible(False)
+    for ax, (panel, lines) in zip(axes.flat, curves.items()):
         for label, (recall, precision) in lines.items():
             ax.plot(recall, precision, label=label)
         ax.set(title=panel, xlabel="recall", ylabel="precision", xlim=(0, 1), ylim=(0, 1.02))
@@ -68,6 +72,25 @@ def plot_kitti_pr(result: Any, out_dir: str | Path) -> list[Path]:
         curves = {c: {d: (recall, p) for d, p in per_diff.items()} for c, per_diff in per_class.items()}
         paths.append(plot_pr_curves(curves, Path(out_dir) / f"kitti_pr_{metric}.png", title=f"KITTI {metric}"))
     return paths
+
+
+def plot_detection_pr(result: Any, out_dir: str | Path) -> list[Path]:
+    """PR curves of any detection result into ``out_dir``: KITTI (``kitti_pr_<metric>.png``),
+    nuScenes (``nuscenes_pr.png``, a line per distance threshold), Waymo (``waymo_pr.png``, a line
+    per difficulty level). Argoverse 2 results keep no curves: nothing is written."""
+    if hasattr(result, "ap_r40"):
+        return plot_kitti_pr(result, out_dir)
+    if hasattr(result, "nds"):
+        curves = {
+            c: {f"{th} m": (md.recall, md.precision) for th, md in per.items()} for c, per in result.curves.items()
+        }
+        return [plot_pr_curves(curves, Path(out_dir) / "nuscenes_pr.png", title="nuScenes")]
+    if hasattr(result, "maph"):
+        curves = {
+            c: {f"LEVEL_{lv}": (cv.recall, cv.precision) for lv, cv in per.items()} for c, per in result.curves.items()
+        }
+        return [plot_pr_curves(curves, Path(out_dir) / "waymo_pr.png", title="Waymo")]
+    return []
 
 
 def plot_confusion_matrix(report: ClassificationReport, path: str | Path, normalize: bool = True) -> Path:
