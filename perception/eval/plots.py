@@ -59,7 +59,7 @@ def plot_pr_curves(
         ax.grid(alpha=0.3)
         ax.legend(loc="lower left", fontsize=8)
     if title:
-        fig.suptitle(title)
+        fig.suptitle(title, y=1.02)
     return _save(fig, path)
 
 
