@@ -38,6 +38,7 @@ _LOOSE = {"car": 0.5, "pedestrian": 0.25, "cyclist": 0.25, "van": 0.5, "person_s
 # a virtual rectified camera for datasets without one: x right = -y ego, y down = -z ego, z = x ego
 _R_EGO_FROM_RECT = np.array([[0.0, 0.0, 1.0], [-1.0, 0.0, 0.0], [0.0, -1.0, 0.0]])
 _PLACEHOLDER_BOX2D = (0.0, 0.0, 100.0, 100.0)  # tall enough to count at every difficulty
+_PAIR_CHUNK = 500_000
 
 
 def min_overlap(metric: str, cls: str, overlaps: str = "strict") -> float:
@@ -114,11 +115,15 @@ def _pair_overlaps(gt: _Flat, dt: _Flat, metrics: tuple[str, ...]) -> tuple[dict
     """IoU of every same-frame (gt, det) pair per metric, in ``frame_pairs`` order, and (D,) the
     largest DontCare overlap of each detection (intersection / detection area, devkit criterion 0)."""
     gi, di = frame_pairs(gt.counts, dt.counts)
-    out = {}
-    if "bbox" in metrics:
-        out["bbox"] = paired_iou2d(gt.rows.bbox[gi], dt.rows.bbox[di])
-    if "bev" in metrics or "3d" in metrics:
-        out["bev"], out["3d"] = paired_bev_and_3d_iou(camera_boxes7(gt.rows[gi]), camera_boxes7(dt.rows[di]))
+    names = (["bbox"] if "bbox" in metrics else []) + (["bev", "3d"] if {"bev", "3d"} & set(metrics) else [])
+    out = {m: np.zeros(len(gi)) for m in names}
+    g7, d7 = camera_boxes7(gt.rows), camera_boxes7(dt.rows)
+    for s in range(0, len(gi), _PAIR_CHUNK):  # bounded temporaries for frames with many detections
+        g, d = gi[s : s + _PAIR_CHUNK], di[s : s + _PAIR_CHUNK]
+        if "bbox" in out:
+            out["bbox"][s : s + len(g)] = paired_iou2d(gt.rows.bbox[g], dt.rows.bbox[d])
+        if "bev" in out:
+            out["bev"][s : s + len(g)], out["3d"][s : s + len(g)] = paired_bev_and_3d_iou(g7[g], d7[d])
     dc = gt.types[gi] == "dontcare"
     a, b = dt.rows.bbox[di[dc]], gt.rows.bbox[gi[dc]]
     w = np.minimum(a[:, 2], b[:, 2]) - np.maximum(a[:, 0], b[:, 0])
