@@ -49,11 +49,42 @@ def timed_pass(cls: str, seqs: dict) -> tuple[dict, float, float]:
     return results, wall, cpu
 
 
+def compare_hota_with_trackeval(folder: str, sequences: int = 30) -> None:
+    """Our HOTA vs TrackEval's (``pip install --target FOLDER --no-deps sn-trackeval``) on random sequences."""
+    import numpy as np
+
+    sys.path.insert(0, folder)
+    from trackeval.metrics.hota import HOTA
+
+    from perception.eval.tracking import FrameData, hota
+
+    worst = 0.0
+    for seed in range(sequences):
+        rng = np.random.default_rng(seed)
+        steps, n_gt, n_trk = int(rng.integers(5, 30)), int(rng.integers(1, 6)), int(rng.integers(1, 7))
+        data = {"gt_ids": [], "tracker_ids": [], "similarity_scores": []}
+        frames = []
+        for _ in range(steps):
+            g, k = np.flatnonzero(rng.random(n_gt) < 0.7), np.flatnonzero(rng.random(n_trk) < 0.6)
+            sim = rng.random((len(g), len(k))) * (rng.random((len(g), len(k))) < 0.5)
+            for key, v in zip(("gt_ids", "tracker_ids", "similarity_scores"), (g, k, sim)):
+                data[key].append(v)
+            frames.append(FrameData(g, np.zeros(len(g), bool), k, np.zeros(len(k), bool), sim))
+        data.update(num_gt_ids=n_gt, num_tracker_ids=n_trk, num_timesteps=steps,
+                    num_gt_dets=sum(map(len, data["gt_ids"])), num_tracker_dets=sum(map(len, data["tracker_ids"])))  # fmt: skip
+        ref, ours = HOTA().eval_sequence(data), hota(frames)
+        worst = max(worst, *(abs(float(np.mean(ref[k])) - ours[k]) for k in ("HOTA", "DetA", "AssA", "LocA")))
+    print(f"HOTA / DetA / AssA / LocA vs TrackEval on {sequences} random sequences: max abs difference {worst:.2e}")
+
+
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--repeats", type=int, default=3)
     ap.add_argument("--classes", nargs="+", default=["Car", "Pedestrian"])
+    ap.add_argument("--trackeval", default=None, help="folder holding TrackEval (sn-trackeval) to check HOTA against")
     args = ap.parse_args()
+    if args.trackeval:
+        compare_hota_with_trackeval(args.trackeval)
     if not ROOT.exists():
         print(f"skipped: {ROOT} (real KITTI tracking data) is absent")
         return 0

@@ -29,6 +29,8 @@ class Lifecycle:
         birth_score: detections below this score do not start tracks (None: all do).
         score_momentum: track score = momentum * score + (1 - momentum) * detection score.
         coast_penalty: subtracted from a coasting track's reported score per missed frame.
+        hit_bonus: added to the reported score times log(1 + matched detections): long-lived
+            tracks are rarely false, so they should outrank young ones at equal detection scores.
     """
 
     min_hits: int = 3
@@ -37,6 +39,7 @@ class Lifecycle:
     birth_score: float | None = None
     score_momentum: float = 0.0
     coast_penalty: float = 0.0
+    hit_bonus: float = 0.0
 
 
 def check_fields(cls: type, values: Mapping[str, object], where: str) -> None:
@@ -112,4 +115,5 @@ class TrackSet:
         return confirmed & (self.misses <= self.life.max_coast)
 
     def reported_scores(self, mask: np.ndarray) -> np.ndarray:
-        return (self.score[mask] - self.life.coast_penalty * self.misses[mask]).astype(np.float32)
+        bonus = self.life.hit_bonus * np.log1p(self.hits[mask]) if self.life.hit_bonus else 0.0
+        return (self.score[mask] - self.life.coast_penalty * self.misses[mask] + bonus).astype(np.float32)
