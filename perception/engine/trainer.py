@@ -300,3 +300,13 @@ def init_from_checkpoint(model: torch.nn.Module, path: str) -> dict[str, list[st
         if report[k]:
             print(f"  {k}: {', '.join(report[k][:8])}{' ...' if len(report[k]) > 8 else ''}")
     return report
+
+
+def train(config: str | Path | dict[str, Any], overrides: list[str] | dict[str, Any] = ()) -> Trainer:
+    """Resolve ``config`` with ``overrides`` (``["data=datasets/synthetic.yaml", "max_minutes=4"]``),
+    train, and return the trainer (``run_dir`` holds weights/best.pt, results.csv and the PNG curves)."""
+    from perception.engine.run_config import resolve_config
+
+    trainer = Trainer(resolve_config(config, overrides))
+    trainer.fit()
+    return trainer

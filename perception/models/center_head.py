@@ -1,8 +1,12 @@
 """CenterPoint-style head: a per-class centre heat map plus, at every cell, the sub-cell offset,
-height, log size and (sin, cos) of yaw of the object centred there. Decoding takes heat-map
+height, log size and (sin, cos) of twice the yaw of the object centred there, plus a 2-way
+direction classifier (does it face backwards?) that resolves the pi ambiguity: regressing the yaw
+itself averages cars facing 0 and pi into nonsense early in training. Decoding takes heat-map
 peaks (3x3 max-pool) and a fixed top-K, so the exported graph has fixed-size outputs."""
 
 from __future__ import annotations
+
+import math
 
 import torch
 import torch.nn.functional as F
@@ -10,7 +14,7 @@ from torch import nn
 
 from perception.models.heads import FeatureGrid, LossTerms
 
-REG_CHANNELS = 8  # off_x, off_y, z, log l, log w, log h, sin yaw, cos yaw
+REG_CHANNELS = 8  # off_x, off_y, z, log l, log w, log h, sin 2 yaw, cos 2 yaw
 
 
 class CenterHead(nn.Module):
@@ -28,11 +32,12 @@ class CenterHead(nn.Module):
         )
         self.heat = nn.Conv2d(head_channels, num_classes, 3, padding=1)
         self.reg = nn.Conv2d(head_channels, REG_CHANNELS, 3, padding=1)
+        self.dir = nn.Conv2d(head_channels, 2, 3, padding=1)
         nn.init.constant_(self.heat.bias, -2.19)  # prior 0.1 (CenterNet)
 
     def forward(self, x: torch.Tensor) -> dict[str, torch.Tensor]:
         x = self.shared(x)
-        return {"heat": self.heat(x), "reg": self.reg(x)}
+        return {"heat": self.heat(x), "reg": self.reg(x), "dir": self.dir(x)}
 
     def decode(self, out: dict[str, torch.Tensor]) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         """First sample -> top-K boxes (K, 7), scores (K,), labels (K,) at heat-map peaks."""
@@ -50,7 +55,8 @@ class CenterHead(nn.Module):
         x = g.x0 + (col.to(reg.dtype) + reg[0]) * g.cell_x
         y = g.y0 + (row.to(reg.dtype) + reg[1]) * g.cell_y
         size = torch.exp(reg[3:6].clamp(max=6.0))
-        yaw = torch.atan2(reg[6], reg[7])
+        backwards = torch.argmax(out["dir"][0].float().reshape(2, -1)[:, cell], dim=0).to(reg.dtype)
+        yaw = torch.atan2(reg[6], reg[7]) / 2 + math.pi * backwards
         boxes = torch.stack([x, y, reg[2], size[0], size[1], size[2], yaw], dim=1)
         return boxes, scores, labels
 
@@ -60,17 +66,21 @@ class CenterHead(nn.Module):
         targets = [self.targets(b, l) for b, l in zip(gt_boxes, gt_labels)]
         heat_t = torch.stack([t[0] for t in targets])
         reg = out["reg"].flatten(2)
-        pred = torch.cat([reg[i][:, ind[valid]].T for i, (_, _, ind, valid) in enumerate(targets)]).float()
-        reg_t = torch.cat([reg_t[valid] for _, reg_t, _, valid in targets])
+        pred = torch.cat([reg[i][:, ind[valid]].T for i, (_, _, ind, valid, _) in enumerate(targets)]).float()
+        reg_t = torch.cat([reg_t[valid] for _, reg_t, _, valid, _ in targets])
         num = torch.tensor(max(reg_t.shape[0], 1), dtype=torch.float32, device=reg.device)
         loss_cls = self.losses.cls_loss(out["heat"], heat_t).sum() / num
         loss_box = self.losses.box_fn(pred, reg_t).sum() / num
-        zero = loss_box * 0.0
+        dirs = out["dir"].flatten(2)
+        dir_pred = torch.cat([dirs[i][:, ind[valid]].T for i, (_, _, ind, valid, _) in enumerate(targets)])
+        dir_t = torch.cat([d[valid] for *_, valid, d in targets])
+        loss_dir = self.losses.dir_loss(dir_pred, dir_t).sum() / num
         w = self.losses
-        return {"cls": w.cls_weight * loss_cls, "box": w.box_weight * loss_box, "dir": zero}
+        return {"cls": w.cls_weight * loss_cls, "box": w.box_weight * loss_box, "dir": w.dir_weight * loss_dir}
 
     def targets(self, boxes: torch.Tensor, labels: torch.Tensor):
-        """One sample's (M, 7) boxes -> heat (K, H, W), reg (M, 8), flat cell index (M,), valid (M,)."""
+        """One sample's (M, 7) boxes -> heat (K, H, W), reg (M, 8), flat cell index (M,), valid (M,),
+        direction bin (M,) (1: facing backwards, cos yaw < 0)."""
         g = self.fgrid
         H, W = g.H, g.W
         u = (boxes[:, 0] - g.x0) / g.cell_x
@@ -92,10 +102,11 @@ class CenterHead(nn.Module):
             g_m = g_m * near.to(boxes.dtype)
             heat = heat.scatter_reduce(0, labels[:, None, None].expand(-1, H, W), g_m, "amax")
         reg = torch.stack(
-            [u - col, v - row, boxes[:, 2], *torch.log(boxes[:, 3:6].clamp(min=1e-3)).unbind(1), torch.sin(boxes[:, 6]), torch.cos(boxes[:, 6])],
+            [u - col, v - row, boxes[:, 2], *torch.log(boxes[:, 3:6].clamp(min=1e-3)).unbind(1), torch.sin(2 * boxes[:, 6]), torch.cos(2 * boxes[:, 6])],
             dim=1,
         )  # fmt: skip
-        return heat, reg, row * W + col, valid
+        backwards = (torch.cos(boxes[:, 6]) < 0).long()
+        return heat, reg, row * W + col, valid, backwards
 
 
 def gaussian_radius(length: torch.Tensor, width: torch.Tensor, min_overlap: float) -> torch.Tensor:
