@@ -164,4 +164,4 @@ def test_predictor_returns_boxes_in_ego_frame(tmp_path):
     assert isinstance(pred.boxes3d, Boxes3D) and len(pred.boxes3d) > 0  # threshold 0 keeps NMS survivors
     assert set(pred.latency_ms) == {"preprocess", "inference", "postprocess"}
     with pytest.raises(CheckpointError, match="unsupported weights format"):
-        load_predictor(tmp_path / "m.onnx")
+        load_predictor(tmp_path / "m.h5")

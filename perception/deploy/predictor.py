@@ -1,7 +1,7 @@
 """One prediction interface over every backend: ``load_predictor(weights).predict(frame)``.
 
-``.pt`` checkpoints run in torch (``TorchPredictor3D``); other backends (ONNX Runtime, TensorRT)
-add a branch to ``load_predictor``. Exercised by ``perception predict`` and ``perception val``.
+``.pt`` checkpoints run in torch (``TorchPredictor3D``); ``.onnx`` / ``.engine`` exports in ONNX Runtime /
+TensorRT (``perception.deploy.backends``). Exercised by ``perception predict`` and ``perception val``.
 """
 
 from __future__ import annotations
@@ -14,7 +14,7 @@ import numpy as np
 import torch
 
 from perception.core import Frame, Predictions
-from perception.errors import CheckpointError, DataError
+from perception.errors import DataError
 
 
 class Predictor(abc.ABC):
@@ -70,8 +70,8 @@ class TorchPredictor3D(Predictor):
 
 
 def load_predictor(weights: str | Path, device: str = "cpu") -> Predictor:
-    """The predictor for a weights file, chosen by its suffix (``.pt``: torch)."""
-    path = Path(weights)
-    if path.suffix == ".pt":
-        return TorchPredictor3D(path, device)
-    raise CheckpointError(f"unsupported weights format {path.suffix!r}; supported: .pt", path=path)
+    """The predictor for a weights file: ``.pt`` (torch), ``.onnx`` (ONNX Runtime) or ``.engine``
+    (TensorRT), 3D perception models or YOLO; see ``perception.deploy.backends``."""
+    from perception.deploy.backends import load_backend
+
+    return load_backend(weights, device)
