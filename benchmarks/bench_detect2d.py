@@ -1,8 +1,8 @@
 """2D detection benchmarks: our ``YoloPredictor`` against ultralytics' own ``predict``, and the
 timed from-scratch training run on synthetic camera images.
 
-    python benchmarks/bench_detect2d.py speed [--weights best.pt] [--imgsz 640] [--runs 30]
-    python benchmarks/bench_detect2d.py train --minutes 10 [--cpu-clock] [--model configs/yolo11n.yaml] [--imgsz 640]
+    python benchmarks/bench_detect2d.py [--threads 1] speed [--weights best.pt] [--imgsz 640] [--runs 30]
+    python benchmarks/bench_detect2d.py [--threads 1] train --minutes 10 [--cpu-clock] [--model configs/yolo11n.yaml] [--imgsz 640]
 
 ``speed`` times both on the same model and the same real KITTI images (../shared/data), batch 1,
 after a warm-up, and prints images/s for each and the ratio (goal: ours >= 0.95x theirs). Without
@@ -128,8 +128,9 @@ def main() -> None:
     t.add_argument("--epochs", type=int, default=100)
     t.add_argument("--out", default="runs/bench_detect2d")
     t.add_argument("--cpu-clock", action="store_true", help="budget --minutes as CPU time / threads (shared machine)")
+    parser.add_argument("--threads", type=int, default=2, help="torch threads (1 on a machine shared with other jobs)")
     args = parser.parse_args()
-    torch.set_num_threads(2)
+    torch.set_num_threads(args.threads)
     speed(args) if args.mode == "speed" else train(args)
 
 
