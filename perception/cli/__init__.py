@@ -25,6 +25,8 @@ COMMANDS: dict[str, str] = {
     "val": "perception.cli.val",
     "predict": "perception.cli.predict",
     "compare": "perception.cli.compare",
+    "export": "perception.cli.export",
+    "benchmark": "perception.cli.benchmark",
     "track": "perception.cli.track",
 }
 
