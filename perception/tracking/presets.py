@@ -22,8 +22,8 @@ PRESETS: dict[str, dict[str, dict[str, Any]]] = {
             "max_coast": 1, "coast_penalty": 5.0, "measure_var": (0.1, 0.1, 0.1, 0.3, 0.3, 0.3, 1.0),
         },
         "Pedestrian": {
-            "similarity": "giou_3d", "threshold": -0.4, "matcher": "hungarian", "min_hits": 1, "max_age": 4,
-            "max_coast": 2, "coast_penalty": 2.0, "measure_var": (0.1, 0.1, 0.1, 1.0, 1.0, 1.0, 0.1),
+            "similarity": "giou_3d", "threshold": -0.3, "matcher": "hungarian", "min_hits": 1, "max_age": 4,
+            "max_coast": 2, "coast_penalty": 2.0, "measure_var": (0.05, 0.05, 0.05, 3.0, 3.0, 3.0, 0.1),
         },
         "Cyclist": {"similarity": "dist_3d", "threshold": -6.0, "matcher": "hungarian", "min_hits": 3, "max_age": 4, "max_coast": 3},
     },
