@@ -179,3 +179,27 @@ def test_cyclist_detections_in_ab3dmot_layout_track_and_evaluate(tmp_path):
         SHARED / "training" / "label_02", tmp_path / "out", {"0012": 79}, classes=("cyclist",)
     )["cyclist"]
     assert m["IDS"] == 0 and m["MOTA"] > 0.8 and m["sAMOTA"] > 0.8
+
+
+def test_detect_then_track_writes_kitti_results(tmp_path):
+    """The ``--weights`` path: a predictor per frame, then the tracker, then KITTI result rows."""
+    from perception.core import Predictions
+    from perception.data.registry import load_dataset
+    from perception.tracking import Tracker3D
+    from perception.tracking.run import track_dataset_with_predictor
+
+    yaml = tiny_kitti_tracking(tmp_path)
+    dataset = load_dataset(yaml, split="val")
+
+    class GroundTruthPredictor:  # stands in for load_predictor(weights)
+        def predict(self, frame):
+            b = frame.boxes3d
+            return Predictions(boxes3d=b.replace(scores=np.full(len(b), 0.9, np.float32), track_ids=None))
+
+    stats = track_dataset_with_predictor(
+        GroundTruthPredictor(), Tracker3D({"min_hits": 1}), dataset, tmp_path / "out", progress=False
+    )
+    assert stats["frames"] == 24
+    res = read_tracking_label_file(tmp_path / "out" / "0001.txt")
+    assert len(res) == 12 and set(res.track_id.tolist()) == {1}
+    assert np.allclose(res.location[:, 0], -2.0, atol=0.01) and np.allclose(res.score, 0.9)
