@@ -237,3 +237,29 @@ def test_track_and_evaluate_on_synthetic_sequences():
 
     metrics = track_and_evaluate(dataset, detect, points=False)
     assert metrics["Car"]["IDS"] == 0 and metrics["Car"]["MOTA"] > 0.7
+
+
+def test_hull_area_matches_scipy_on_rectangle_pairs_including_identical_and_aligned():
+    from scipy.spatial import ConvexHull
+
+    from perception.core import bev_corners
+
+    rng = np.random.default_rng(1)
+    k = 200
+    a = np.column_stack(
+        [
+            rng.uniform(-30, 30, (k, 2)),
+            np.zeros(k),
+            rng.uniform(0.3, 6, k),
+            rng.uniform(0.3, 3, k),
+            np.ones(k),
+            rng.uniform(-3, 3, k),
+        ]
+    )
+    b = a.copy()
+    moved = rng.random(k) < 0.6  # the rest are identical pairs
+    b[moved, :2] += rng.normal(0, 2, (int(moved.sum()), 2))
+    b[moved, 6] += rng.choice([0.0, np.pi / 2, np.pi, 0.3], int(moved.sum()))  # aligned edges are common
+    pts = np.concatenate([bev_corners(a), bev_corners(b)], axis=1)
+    ref = np.array([ConvexHull(p).volume for p in pts])
+    assert np.allclose(_hull_area(pts), ref, atol=1e-5)
