@@ -16,6 +16,13 @@ counts every thread of the process and the ffmpeg encoder (steadier than FPS on 
 
 from __future__ import annotations
 
+import os
+
+# Same OpenMP wait policy for every variant, set before torch loads: with the default (spinning)
+# policy on an oversubscribed machine, torch called from the main thread burnt up to 10x the CPU
+# it burnt from a worker thread (measured here), which would favour our threaded pipeline.
+os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
+
 import argparse
 import resource
 import shutil

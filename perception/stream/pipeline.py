@@ -108,6 +108,7 @@ class StreamPipeline:
         """Stream ``source`` until it ends (or ``max_frames``); returns what happened. Closes the sinks."""
         stats = StreamStats()
         start = time.perf_counter()
+        self._reset()
         reader = ThreadedReader(
             lambda: source, maxsize=1 if source.live else 4, drop_stale=source.live, on_stop=source.close, name="source"
         )
@@ -125,6 +126,15 @@ class StreamPipeline:
             stats.reconnects = getattr(source, "reconnects", 0)
             stats.outputs = self._close_sinks()
         return stats
+
+    def _reset(self) -> None:
+        """A new run is a new sequence: forget tracks, trails and the FPS average."""
+        for tracker in (self.tracker3d, self.tracker2d):
+            if hasattr(tracker, "reset"):
+                tracker.reset()
+        self.trails3d.reset()
+        self.trails2d.reset()
+        self._fps_ema = self._last_written = None
 
     def _infer(self, reader: ThreadedReader, max_frames: int | None, stats: StreamStats) -> Iterator[Result]:
         """Runs on the inference thread: predict and track each frame, in order."""
