@@ -18,12 +18,16 @@ SUFFIXES = (".pt", ".onnx", ".engine")
 
 
 def is_yolo(path: Path) -> bool:
-    """An ultralytics checkpoint or ONNX export (cheap: reads the pickle name table or metadata)."""
+    """An ultralytics checkpoint or ONNX export (cheap: reads the pickle name table or metadata);
+    False for unreadable files, which the 3D loaders then report."""
     if path.suffix not in (".pt", ".onnx") or not path.is_file():
         return False
     from perception.models.yolo.predictor import is_yolo_weights
 
-    return is_yolo_weights(path)
+    try:
+        return is_yolo_weights(path)
+    except Exception:  # noqa: BLE001 - protobuf's DecodeError for a corrupt .onnx, among others
+        return False
 
 
 def load_backend(path: str | Path, device: str = "cpu") -> Predictor:
