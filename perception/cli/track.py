@@ -20,7 +20,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     src = p.add_mutually_exclusive_group(required=True)
     src.add_argument("--detections", help="folder of <seq>.txt detections (AB3DMOT or KITTI tracking rows)")
     src.add_argument("--weights", help="3D detector checkpoint: detect every frame, then track")
-    src.add_argument("--results", help="existing result folder: only evaluate it (with --eval)")
+    src.add_argument("--results", help="existing result folder: only evaluate it")
     p.add_argument("--out", default="runs/track", help="result folder: one <seq>.txt per sequence")
     p.add_argument("--preset", default="kitti", help="per-class tracker parameters (perception.tracking.presets)")
     p.add_argument(
