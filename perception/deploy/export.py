@@ -34,7 +34,7 @@ class ExportOptions:
     max_points: int = 300_000  # engine profile (3D)
     opt_points: int = 120_000
     workspace_gb: float = 4.0
-    imgsz: int | None = None  # YOLO input size (None: the trained size)
+    imgsz: int | list[int] | None = None  # YOLO input size, or [h, w] (None: the trained size)
     device: str = "cuda"  # engines are built on this GPU
 
 
