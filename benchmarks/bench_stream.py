@@ -82,6 +82,24 @@ def measure(variants: dict, repeats: int) -> dict[str, tuple[float, float]]:
     return {k: (statistics.median(w for w, _ in v), statistics.median(c for _, c in v)) for k, v in runs.items()}
 
 
+ROWS = (
+    ("stream (no output) vs bare model", "ours", "bare"),
+    ("stream + MP4 vs bare model", "ours_mp4", "bare"),
+    ("stream (no output) vs ultralytics predict", "ours", "ultra"),
+    ("stream + MP4 (H.264) vs ultralytics save=True", "ours_mp4", "ultra_mp4"),
+    ("stream + MP4 (mp4v) vs ultralytics save=True", "ours_mp4v", "ultra_mp4"),
+)
+
+
+def print_table(m: dict[str, tuple[float, float]], n: int) -> None:
+    """ours / reference / ratio per row of ``ROWS``, in FPS, plus CPU ms per frame."""
+    fps = {k: n / wall for k, (wall, _) in m.items()}
+    cpu_ms = {k: cpu / n * 1e3 for k, (_, cpu) in m.items()}
+    print(f"{'comparison':46s} {'ours FPS':>8s} {'ref FPS':>8s} {'ratio':>6s}   CPU ms/frame ours / ref")
+    for name, a, b in ROWS:
+        print(f"{name:46s} {fps[a]:8.1f} {fps[b]:8.1f} {fps[a] / fps[b]:6.2f}   {cpu_ms[a]:6.1f} / {cpu_ms[b]:6.1f}")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--frames", type=int, default=100)
@@ -127,21 +145,10 @@ def main() -> None:
          "ultra": lambda: ultralytics(False), "ultra_mp4": lambda: ultralytics(True)},
         args.repeats,
     )  # fmt: skip
-    fps = {k: n / wall for k, (wall, _) in m.items()}
-    cpu_ms = {k: cpu / n * 1e3 for k, (_, cpu) in m.items()}
     print(
         f"YOLO11n random init, imgsz {args.imgsz}, {n} frames 1242x375, torch {torch.__version__}, {args.threads} threads"
     )
-    print(f"{'comparison':46s} {'ours FPS':>8s} {'ref FPS':>8s} {'ratio':>6s}   CPU ms/frame ours / ref")
-    rows = [
-        ("stream (no output) vs bare model", "ours", "bare"),
-        ("stream + MP4 vs bare model", "ours_mp4", "bare"),
-        ("stream (no output) vs ultralytics predict", "ours", "ultra"),
-        ("stream + MP4 (H.264) vs ultralytics save=True", "ours_mp4", "ultra_mp4"),
-        ("stream + MP4 (mp4v) vs ultralytics save=True", "ours_mp4v", "ultra_mp4"),
-    ]
-    for name, a, b in rows:
-        print(f"{name:46s} {fps[a]:8.1f} {fps[b]:8.1f} {fps[a] / fps[b]:6.2f}   {cpu_ms[a]:6.1f} / {cpu_ms[b]:6.1f}")
+    print_table(m, n)
     shutil.rmtree(tmp, ignore_errors=True)
 
 
