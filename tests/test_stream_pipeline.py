@@ -251,3 +251,13 @@ def test_video_sink_codecs_and_image_folder(video, tmp_path, codec):
 def test_empty_run_writes_nothing(tmp_path):
     sink = VideoSink(tmp_path / "never.mp4", 10)
     assert sink.close() is None and not list(tmp_path.iterdir())
+
+
+def test_glob_source_reads_matching_images_in_name_order(tmp_path):
+    for name in ["b.png", "a.png", "c.jpg", "notes.txt"]:
+        (tmp_path / name).write_bytes(
+            cv2.imencode(Path(name).suffix or ".png", np.zeros((8, 8, 3), np.uint8))[1] if name != "notes.txt" else b"x"
+        )
+    source = open_source(str(tmp_path / "*.png"))
+    assert [p.name for p in source.files] == ["a.png", "b.png"]
+    assert [f.index for f in source] == [0, 1]
