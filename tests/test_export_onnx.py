@@ -39,16 +39,17 @@ def frame(points: np.ndarray) -> Frame:
     return Frame("t", "", 0, 0.0, ("Car", "Pedestrian", "Cyclist"), points=PointCloud(points, CHANNELS))
 
 
-def spread_scores(model: torch.nn.Module, points: np.ndarray) -> None:
+def spread_scores(model: torch.nn.Module, points: np.ndarray, std: float = 2.0) -> None:
     """Random init gives near-equal scores (1e-8 apart, below float noise); rescale the class
-    logits to a standard deviation of 2 and no bias so that detections have distinct scores."""
+    logits to a standard deviation of ``std`` and no bias so that detections have distinct scores
+    (big grids have more candidates, so their top scores are further out: use a smaller std)."""
     conv = model.head.cls if hasattr(model.head, "cls") else model.head.heat
     seen = []
     handle = conv.register_forward_hook(lambda m, i, o: seen.append(o))
     with torch.no_grad():
         model(torch.from_numpy(points))
         handle.remove()
-        conv.weight.mul_(2.0 / (seen[0] - conv.bias[None, :, None, None]).std())
+        conv.weight.mul_(std / (seen[0] - conv.bias[None, :, None, None]).std())
         conv.bias.zero_()
 
 
