@@ -10,7 +10,7 @@ from torch import nn
 def conv_bn_relu(cin: int, cout: int, stride: int = 1) -> nn.Sequential:
     return nn.Sequential(
         nn.Conv2d(cin, cout, 3, stride=stride, padding=1, bias=False),
-        nn.BatchNorm2d(cout, eps=1e-3, momentum=0.01),
+        nn.BatchNorm2d(cout, eps=1e-3, momentum=0.1),
         nn.ReLU(),
     )
 
@@ -74,7 +74,7 @@ class UpsampleNeck(nn.Module):
                 if total > 1
                 else nn.Conv2d(cin, cout, 1, bias=False)
             )
-            ups.append(nn.Sequential(up, nn.BatchNorm2d(cout, eps=1e-3, momentum=0.01), nn.ReLU()))
+            ups.append(nn.Sequential(up, nn.BatchNorm2d(cout, eps=1e-3, momentum=0.1), nn.ReLU()))
         self.ups = nn.ModuleList(ups)
         self.out_channels = sum(channels)
         self.se = SqueezeExcite(self.out_channels) if se else nn.Identity()

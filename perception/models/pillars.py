@@ -90,7 +90,7 @@ class PillarFeatureNet(nn.Module):
         width = in_channels + sum(DECORATIONS[d] for d in decorations)
         layers: list[nn.Module] = []
         for c in channels:
-            layers += [nn.Linear(width, c, bias=False), nn.BatchNorm1d(c, eps=1e-3, momentum=0.01), nn.ReLU()]
+            layers += [nn.Linear(width, c, bias=False), nn.BatchNorm1d(c, eps=1e-3, momentum=0.1), nn.ReLU()]
             width = c
         self.net = nn.Sequential(*layers)
         self.out_channels = width
