@@ -263,3 +263,42 @@ def test_hull_area_matches_scipy_on_rectangle_pairs_including_identical_and_alig
     pts = np.concatenate([bev_corners(a), bev_corners(b)], axis=1)
     ref = np.array([ConvexHull(p).volume for p in pts])
     assert np.allclose(_hull_area(pts), ref, atol=1e-5)
+
+
+def test_clipped_quad_area_equals_sorted_polygon_area_including_shared_and_touching_edges():
+    from perception.core import bev_corners
+    from perception.core.iou import clipped_quad_intersection_area, quad_intersection_area
+
+    rng = np.random.default_rng(3)
+    a = np.c_[rng.normal(0, 2, (400, 3)), rng.uniform(0.5, 5, (400, 3)), rng.uniform(-4, 4, 400)]
+    b = np.c_[rng.normal(0, 2, (400, 3)), rng.uniform(0.5, 5, (400, 3)), rng.uniform(-4, 4, 400)]
+    b[:50] = a[:50]  # identical: every side shared with the same direction
+    b[50:100] = a[50:100]
+    b[50:100, 6] += np.pi / 2 * rng.integers(0, 4, 50)  # same centre, quarter turns
+    heading = np.c_[np.cos(a[:, 6]), np.sin(a[:, 6])]
+    b[100:150] = a[100:150]
+    b[100:150, :2] += a[100:150, 3:4] * heading[100:150]  # touching front to back: area 0
+    b[150:200] = a[150:200]
+    b[150:200, :2] += 0.3 * heading[150:200]  # sliding along the long sides
+    ca, cb = bev_corners(a), bev_corners(b)
+    got = clipped_quad_intersection_area(ca, cb)
+    assert np.allclose(got, quad_intersection_area(ca, cb), atol=1e-9)
+    assert np.allclose(got[:50], a[:50, 3] * a[:50, 4])
+    assert np.allclose(got[100:150], 0.0, atol=1e-9)
+    assert np.allclose(got[150:200], (a[150:200, 3] - 0.3) * a[150:200, 4])
+    assert clipped_quad_intersection_area(np.zeros((0, 4, 2)), np.zeros((0, 4, 2))).shape == (0,)
+
+
+def test_kalman_predict_equals_transition_matrix_products():
+    from perception.tracking.kalman import BatchKalman
+
+    rng = np.random.default_rng(0)
+    kf = BatchKalman((1.0,) * 7, tuple(rng.uniform(0.1, 1, 10)), (10.0,) * 7 + (1e4,) * 3, n_rates=3)
+    kf.add(rng.normal(size=(5, 7)))
+    kf.x[:, 7:] = rng.normal(size=(5, 3))
+    L = rng.normal(size=(5, 10, 10))
+    kf.P = L @ L.transpose(0, 2, 1)
+    F = kf.transition(0.7)
+    x_ref, P_ref = kf.x @ F.T, F @ kf.P @ F.T + np.diag(kf.q * 0.7)
+    kf.predict(0.7)
+    assert np.allclose(kf.x, x_ref) and np.allclose(kf.P, P_ref)

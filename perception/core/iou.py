@@ -119,3 +119,58 @@ def iou2d(a: np.ndarray, b: np.ndarray) -> np.ndarray:
     area_a = (a[:, 2] - a[:, 0]) * (a[:, 3] - a[:, 1])
     area_b = (b[:, 2] - b[:, 0]) * (b[:, 3] - b[:, 1])
     return inter / np.maximum(area_a[:, None] + area_b[None, :] - inter, _EPS)
+
+
+def _next_corner(q: np.ndarray) -> np.ndarray:
+    """(K, 4, 2) -> the same corners shifted by one (corner i+1 at i), by slicing (cheaper than np.roll)."""
+    return np.concatenate((q[:, 1:], q[:, :1]), axis=1)
+
+
+def _reduce4(op: np.ufunc, x: np.ndarray) -> np.ndarray:
+    """op over a last axis of length 4 as three element-wise calls (a reduction costs more for tiny arrays)."""
+    return op(op(x[..., 0], x[..., 1]), op(x[..., 2], x[..., 3]))
+
+
+def _clipped_edge_terms(p: np.ndarray, q: np.ndarray, keep_shared: np.ndarray) -> np.ndarray:
+    """Shoelace terms of the parts of quad p's edges inside quad q: (K, 4, 2), (K, 4, 2) -> (K,).
+
+    Edge i of p is ``p_i + t r_i``, t in [0, 1]; q's side j keeps ``cross(s_j, x - q_j) >= 0``
+    (CCW: the left). Each side bounds t from below or above (Cyrus-Beck), and the kept piece
+    [t0, t1] adds ``(t1 - t0) cross(p_i, r_i)`` to twice the area. An edge lying on a side of q
+    with the same direction is kept only where ``keep_shared`` (K, 1, 1) (shared boundary counts once);
+    one with the opposite direction (boxes touching from outside) never.
+    """
+    r, s = _next_corner(p) - p, _next_corner(q) - q
+    sx, sy = s[:, None, :, 0], s[:, None, :, 1]  # (K, 1, 4): sides of q
+    rx, ry = r[:, :, None, 0], r[:, :, None, 1]  # (K, 4, 1): edges of p
+    c0 = sx * (p[:, :, None, 1] - q[:, None, :, 1]) - sy * (p[:, :, None, 0] - q[:, None, :, 0])  # (K, 4, 4)
+    c1 = sx * ry - sy * rx
+    tol = 1e-9 * (sx * sx + sy * sy) * (1.0 + np.abs(rx) + np.abs(ry))
+    parallel = np.abs(c1) <= tol
+    inside_line = (c0 > tol) | (keep_shared & (np.abs(c0) <= tol) & (sx * rx + sy * ry > 0))
+    with np.errstate(divide="ignore", invalid="ignore"):
+        t = -c0 / c1
+    t0 = np.maximum(_reduce4(np.maximum, np.where(~parallel & (c1 > 0), t, 0.0)), 0.0)
+    t1 = np.minimum(_reduce4(np.minimum, np.where(~parallel & (c1 < 0), t, 1.0)), 1.0)
+    blocked = _reduce4(np.logical_or, parallel & ~inside_line)
+    span = np.where(blocked, 0.0, np.maximum(t1 - t0, 0.0))
+    return (span * (p[..., 0] * r[..., 1] - p[..., 1] * r[..., 0])).sum(-1)
+
+
+def clipped_quad_intersection_area(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """Overlap area of paired CCW convex quads, (K, 4, 2), (K, 4, 2) -> (K,) float64.
+
+    Same result as ``quad_intersection_area`` with no sorting: the overlap's boundary is the
+    part of a's edges inside b plus the part of b's edges inside a, and the shoelace sum over
+    those pieces is twice its area whatever their order. About half the numpy calls, for the
+    small sets a tracker scores every frame. Coordinates are taken relative to a's first
+    corner so that far-away boxes lose no precision.
+    """
+    a, b = np.asarray(a, dtype=np.float64), np.asarray(b, dtype=np.float64)
+    if len(a) == 0:
+        return np.zeros(0)
+    k, origin = len(a), a[:, :1]
+    a, b = a - origin, b - origin
+    keep_shared = (np.arange(2 * k) < k)[:, None, None]  # a's edges keep a shared side, b's do not
+    terms = _clipped_edge_terms(np.concatenate((a, b)), np.concatenate((b, a)), keep_shared)
+    return np.maximum(0.5 * (terms[:k] + terms[k:]), 0.0)

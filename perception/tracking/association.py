@@ -7,13 +7,14 @@ return (N, M) matrices; nothing loops over pairs in Python.
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable
 
 import numpy as np
 from scipy.optimize import linear_sum_assignment
 
 from perception.core import bev_corners, iou2d
-from perception.core.iou import quad_intersection_area
+from perception.core.iou import clipped_quad_intersection_area
 from perception.errors import ConfigError
 
 _CHUNK_PAIRS = 20_000
@@ -23,6 +24,13 @@ _CHUNK_PAIRS = 20_000
 # three collinear), so a plain strict side test finds each hull edge exactly once; the area
 # moves by less than 1e-6 m^2.
 _JITTER = np.random.default_rng(7).uniform(-1e-7, 1e-7, (16, 2))
+
+
+@functools.cache
+def _edge_masks(p: int) -> tuple[np.ndarray, np.ndarray]:
+    """(P, P, P) True where k = i or k = j (a point lies on its own edge) and (P, P) True where i != j."""
+    eye = np.eye(p, dtype=bool)
+    return eye[:, None, :] | eye[None, :, :], ~eye
 
 
 def _hull_area(points: np.ndarray) -> np.ndarray:
@@ -37,8 +45,8 @@ def _hull_area(points: np.ndarray) -> np.ndarray:
     pts = points - points.mean(axis=1, keepdims=True) + _JITTER[:p]
     C = pts[:, :, None, 0] * pts[:, None, :, 1] - pts[:, :, None, 1] * pts[:, None, :, 0]  # (K, a, b)
     side = C[:, None, :, :] - C.transpose(0, 2, 1)[:, :, :, None] - C[:, :, None, :]  # (K, i, j, k)
-    eye = np.eye(p, dtype=bool)
-    edge = ((side > 0) | eye[:, None, :] | eye[None, :, :]).all(-1) & ~eye  # k = i or k = j is on the edge itself
+    on_edge, not_self = _edge_masks(p)
+    edge = ((side > 0) | on_edge).all(-1) & not_self
     return 0.5 * np.where(edge, C, 0.0).sum(axis=(1, 2))
 
 
@@ -55,9 +63,10 @@ def _height_overlap(a: np.ndarray, b: np.ndarray) -> tuple[np.ndarray, np.ndarra
 
 
 def _paired_iou_giou(a: np.ndarray, b: np.ndarray, generalised: bool) -> np.ndarray:
-    ca, cb = bev_corners(a), bev_corners(b)
+    corners = bev_corners(np.concatenate((a, b)))  # one call for both sets
+    ca, cb = corners[: len(a)], corners[len(a) :]
     shared, span = _height_overlap(a, b)
-    inter = quad_intersection_area(ca, cb) * shared
+    inter = clipped_quad_intersection_area(ca, cb) * shared
     union = np.maximum(a[:, 3:6].prod(1) + b[:, 3:6].prod(1) - inter, 1e-9)
     if not generalised:
         return inter / union
@@ -80,7 +89,7 @@ def paired_iou3d(a: np.ndarray, b: np.ndarray) -> np.ndarray:
 
 
 def paired_iou_bev(a: np.ndarray, b: np.ndarray) -> np.ndarray:
-    inter = quad_intersection_area(bev_corners(a), bev_corners(b))
+    inter = clipped_quad_intersection_area(bev_corners(a), bev_corners(b))
     return inter / np.maximum(a[:, 3] * a[:, 4] + b[:, 3] * b[:, 4] - inter, 1e-9)
 
 

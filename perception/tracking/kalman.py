@@ -24,6 +24,7 @@ class BatchKalman:
     def __init__(self, measure_var, process_var, init_var, n_rates: int):
         self.R = np.diag(np.asarray(measure_var, dtype=np.float64))
         self.q = np.asarray(process_var, dtype=np.float64)
+        self._q_diag = np.diag(self.q)
         self.p0 = np.diag(np.asarray(init_var, dtype=np.float64))
         self.m, self.d = len(self.R), n_rates
         self.n = self.m + self.d
@@ -51,11 +52,18 @@ class BatchKalman:
         self.x, self.P = self.x[mask], self.P[mask]
 
     def predict(self, dt: float = 1.0) -> None:
+        """Advance every track by ``dt`` time units: x <- F x, P <- F P F' + Q dt.
+
+        F adds ``dt`` times the rates to the first ``d`` entries, so F P F' is a row operation
+        followed by a column operation on P, in place, with no (N, n, n) matrix products.
+        """
         if not len(self.x):
             return
-        F = self.transition(dt)
-        self.x = self.x @ F.T
-        self.P = F @ self.P @ F.T + np.diag(self.q * max(dt, 1e-6))
+        m, d = self.m, self.d
+        self.x[:, :d] += dt * self.x[:, m:]
+        self.P[:, :d, :] += dt * self.P[:, m:, :]
+        self.P[:, :, :d] += dt * self.P[:, :, m:]
+        self.P += self._q_diag * max(dt, 1e-6)
 
     def innovation_cov(self, idx: np.ndarray | slice = slice(None)) -> np.ndarray:
         """(K, m, m) covariance of the predicted measurement, S = H P H' + R."""
