@@ -107,8 +107,8 @@ def export_yolo(weights: Path, fmt: str, out: Path, o: ExportOptions) -> Path:
 
     if weights.suffix != ".pt":
         raise CheckpointError("YOLO exports start from its .pt checkpoint", path=weights)
-    kwargs = {"format": fmt, "opset": o.opset, "simplify": o.simplify, "dynamic": o.dynamic, "half": o.half,
-              "int8": o.int8, "verbose": False}  # fmt: skip
+    kwargs = {"format": fmt, "opset": o.opset, "simplify": o.simplify, "dynamic": o.dynamic, "verbose": False}
+    kwargs.update({k: True for k in ("half", "int8") if getattr(o, k)})  # ultralytics warns on int8=False
     if o.imgsz:
         kwargs["imgsz"] = o.imgsz
     if fmt == "engine":
