@@ -9,7 +9,7 @@ after a warm-up, and prints images/s for each and the ratio (goal: ours >= 0.95x
 ``--weights`` it uses a random-init yolo11n saved to a temporary checkpoint.
 ``train`` converts the synthetic dataset (10 drives x 30 frames: 240 train / 60 val images, 1242x375;
 boxes under 25 px tall left out, as KITTI's 2D evaluation ignores them), trains from scratch for
-the given wall-clock time with rectangular 640x224 batches (a KITTI-shaped image letterboxed to a
+the given time (wall-clock, or CPU time with --cpu-clock) with rectangular 640x224 batches (a KITTI-shaped image letterboxed to a
 640 square would be 70 % padding) and prints the validation numbers and the run folder.
 """
 
