@@ -7,7 +7,6 @@ return (N, M) matrices; nothing loops over pairs in Python.
 
 from __future__ import annotations
 
-import functools
 from collections.abc import Callable
 
 import numpy as np
@@ -26,28 +25,22 @@ _CHUNK_PAIRS = 20_000
 _JITTER = np.random.default_rng(7).uniform(-1e-7, 1e-7, (16, 2))
 
 
-@functools.cache
-def _edge_masks(p: int) -> tuple[np.ndarray, np.ndarray]:
-    """(P, P, P) True where k = i or k = j (a point lies on its own edge) and (P, P) True where i != j."""
-    eye = np.eye(p, dtype=bool)
-    return eye[:, None, :] | eye[None, :, :], ~eye
-
-
 def _hull_area(points: np.ndarray) -> np.ndarray:
     """Area of the convex hull of each of K sets of P <= 16 points: (K, P, 2) -> (K,).
 
     A directed edge i -> j lies on the counter-clockwise hull when every other point is
     strictly to its left; the shoelace terms of those edges sum to the area, whatever their
     order. With C[a, b] = cross(p_a, p_b), the side test cross(p_j - p_i, p_k - p_i) is
-    C[j, k] - C[j, i] - C[i, k], so one (K, 8, 8) table serves every triple.
+    C[j, k] - C[j, i] - C[i, k], so one (K, 8, 8) table serves every triple. C is exactly
+    antisymmetric in floating point, so the test is exactly 0 for k = i and k = j (a point is on
+    its own edge) and, in general position, nowhere else: ``>= 0`` is the strict test on the others.
     """
     p = points.shape[1]
     pts = points - points.mean(axis=1, keepdims=True) + _JITTER[:p]
     C = pts[:, :, None, 0] * pts[:, None, :, 1] - pts[:, :, None, 1] * pts[:, None, :, 0]  # (K, a, b)
     side = C[:, None, :, :] - C.transpose(0, 2, 1)[:, :, :, None] - C[:, :, None, :]  # (K, i, j, k)
-    on_edge, not_self = _edge_masks(p)
-    edge = ((side > 0) | on_edge).all(-1) & not_self
-    return 0.5 * np.where(edge, C, 0.0).sum(axis=(1, 2))
+    edge = (side >= 0).all(-1) & ~np.eye(p, dtype=bool)
+    return 0.5 * (edge * C).sum(axis=(1, 2))
 
 
 def _height_overlap(a: np.ndarray, b: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
