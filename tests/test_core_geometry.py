@@ -89,3 +89,12 @@ def test_calibration_project_and_chain() -> None:
     np.testing.assert_allclose(calib.T("lidar", "cam").matrix, (lidar.inverse() @ T_EGO_FROM_CAM).matrix)
     with pytest.raises(KeyError, match="no sensor 'radar'"):
         calib.T("radar", "cam")
+
+
+def test_project_boxes_to_rects_with_no_boxes() -> None:
+    """Regression: zero boxes crashed in a reshape."""
+    from perception.core import SE3, Calibration, CameraIntrinsics, project_boxes_to_rects
+
+    calib = Calibration({"cam": SE3.identity()}, {"cam": CameraIntrinsics(np.eye(3), 10, 10)})
+    xyxy, valid = project_boxes_to_rects(np.zeros((0, 7)), calib, "cam")
+    assert xyxy.shape == (0, 4) and valid.shape == (0,)

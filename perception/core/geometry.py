@@ -92,7 +92,7 @@ def project_boxes_to_rects(
         valid: (N,) bool, False for boxes wholly behind the camera or outside the image.
     """
     segments, visible = project_box_edges(xyz_lwh_yaw, calib, camera, src)
-    pts = segments.reshape(len(segments), -1, 2)
+    pts = segments.reshape(len(segments), 24, 2)  # 12 edges x 2 end points
     mask = np.repeat(visible, 2, axis=1)
     big = np.where(mask[..., None], pts, np.nan)
     with warnings.catch_warnings():  # boxes with no visible edge give all-NaN rows
