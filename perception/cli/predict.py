@@ -29,7 +29,7 @@ def run(args: argparse.Namespace) -> int:
 def predict_detect3d(args: argparse.Namespace) -> int:
     from pathlib import Path
 
-    from perception.data.kitti_format import KittiObjects, write_label_file
+    from perception.data.kitti_format import write_label_file
     from perception.data.registry import load_dataset
     from perception.engine.evaluate import predict_dataset
     from perception.engine.trainer import check_classes
@@ -43,7 +43,7 @@ def predict_detect3d(args: argparse.Namespace) -> int:
     check_classes(dataset.class_names, settings["classes"], args.data)
     out, n_frames, n_boxes = Path(args.out), 0, 0
     for _, frame, dets in predict_dataset(model, dataset, settings, args.device, args.max_frames, progress=True):
-        objs = boxes_to_kitti(dets, frame) if len(dets) else KittiObjects.empty()
+        objs = boxes_to_kitti(dets, frame)
         folder = out / frame.sequence if frame.sequence else out
         write_label_file(folder / f"{frame.index:06d}.txt", objs)
         n_frames, n_boxes = n_frames + 1, n_boxes + len(objs)

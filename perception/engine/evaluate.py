@@ -14,7 +14,6 @@ from tqdm import tqdm
 
 from perception.core import Boxes3D, Frame
 from perception.data.base import DriveDataset
-from perception.data.kitti_format import KittiObjects
 from perception.deploy.predictor import model_inputs
 from perception.errors import DataError
 from perception.models.postprocess import postprocess
@@ -62,7 +61,6 @@ def evaluate_model(
     gt, dt = [], []
     for i, frame, dets in predict_dataset(model, dataset, settings, device, max_frames, progress):
         gt.append(frame_to_kitti_gt(frame, dataset, i))
-        # core's project_boxes_to_rects cannot take zero boxes (reported): empty rows directly
-        dt.append(boxes_to_kitti(dets, frame) if len(dets) else KittiObjects.empty())
+        dt.append(boxes_to_kitti(dets, frame))
     result = evaluate_kitti(gt, dt, classes=tuple(settings["classes"]))
     return result, result.summary(prefix="val")
