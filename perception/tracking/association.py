@@ -36,7 +36,7 @@ def _hull_area(points: np.ndarray) -> np.ndarray:
     its own edge) and, in general position, nowhere else: ``>= 0`` is the strict test on the others.
     """
     p = points.shape[1]
-    pts = points - points.mean(axis=1, keepdims=True) + _JITTER[:p]
+    pts = points - points[:, :1] + _JITTER[:p]  # relative to one of the points: small coordinates
     C = pts[:, :, None, 0] * pts[:, None, :, 1] - pts[:, :, None, 1] * pts[:, None, :, 0]  # (K, a, b)
     side = C[:, None, :, :] - C.transpose(0, 2, 1)[:, :, :, None] - C[:, :, None, :]  # (K, i, j, k)
     edge = (side >= 0).all(-1) & ~np.eye(p, dtype=bool)

@@ -74,9 +74,7 @@ class BatchKalman:
         if not len(idx):
             return
         P = self.P[idx]
-        S = P[:, : self.m, : self.m] + self.R
-        PHt = P[:, :, : self.m]  # (K, n, m)
-        K = np.linalg.solve(S, PHt.transpose(0, 2, 1)).transpose(0, 2, 1)  # P H' S^-1 (S symmetric)
+        K = P[:, :, : self.m] @ np.linalg.inv(P[:, : self.m, : self.m] + self.R)  # P H' S^-1: (K, n, m)
         y = z - self.x[idx, : self.m]
-        self.x[idx] = self.x[idx] + np.einsum("knm,km->kn", K, y)
+        self.x[idx] += (K @ y[:, :, None])[:, :, 0]
         self.P[idx] = P - K @ P[:, : self.m, :]
