@@ -16,6 +16,14 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    from perception.models.yolo.compare import is_detect2d_run
+
+    if all(is_detect2d_run(r) for r in args.runs):  # ultralytics runs keep their own columns
+        from perception.models.yolo.compare import compare_runs as compare_2d
+        from perception.models.yolo.compare import format_comparison
+
+        print(format_comparison(compare_2d(args.runs)))
+        return 0
     from perception.engine.compare import compare_runs, format_table
 
     print(format_table(compare_runs(args.runs, args.metric)))

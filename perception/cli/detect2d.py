@@ -82,10 +82,11 @@ def _device(args: argparse.Namespace) -> str:
     return str(getattr(args, "device", None) or "")
 
 
-def _require(args: argparse.Namespace, *names: str) -> None:
+def require_options(args: argparse.Namespace, *names: str) -> None:
+    """Options the chosen ``--task`` needs although the shared parser marks them optional."""
     missing = [n for n in names if not getattr(args, n, None)]
     if missing:
-        raise ConfigError(f"detect2d needs {' '.join('--' + n for n in missing)}")
+        raise ConfigError(f"--task {args.task} needs {' '.join('--' + n for n in missing)}")
 
 
 def train(args: argparse.Namespace) -> int:
@@ -99,7 +100,7 @@ def train(args: argparse.Namespace) -> int:
     model = getattr(args, "model", None) or getattr(args, "config", None)  # --config: the 3D command's name
     if not model:
         raise ConfigError("detect2d needs --model configs/yolo11n.yaml (or a YOLO .pt checkpoint)")
-    _require(args, "data")
+    require_options(args, "data")
     ours, extra = _split_options(_key_values(args))
     run = _run_dir(args, "train", Path(model).stem)
     print(f"run dir: {run}")
@@ -115,7 +116,7 @@ def val(args: argparse.Namespace) -> int:
     weights = getattr(args, "weights", None) or getattr(args, "model", None)
     if not weights:
         raise ConfigError("detect2d val needs --weights")
-    _require(args, "data")
+    require_options(args, "data")
     values = _key_values(args)
     unknown = set(values) - {"imgsz", "batch", "device"}
     if unknown:
@@ -150,7 +151,7 @@ def predict(args: argparse.Namespace) -> int:
     weights = getattr(args, "weights", None) or getattr(args, "model", None)
     if not weights:
         raise ConfigError("detect2d predict needs --weights")
-    _require(args, "source")
+    require_options(args, "source")
     values = _key_values(args)
     unknown = set(values) - {"conf", "iou", "imgsz", "device", "max_det"}
     if unknown:

@@ -8,21 +8,26 @@ from __future__ import annotations
 
 import argparse
 
+from perception.cli.detect2d import add_detect2d_arguments, require_options
+
 HELP = "predict a dataset split and write KITTI label files"
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--task", default="detect3d", choices=["detect3d"])
-    p.add_argument("--weights", required=True, help="checkpoint (.pt)")
-    p.add_argument("--data", required=True, help="dataset YAML")
+    p.add_argument("--task", default="detect3d", choices=["detect3d", "detect2d"])
+    p.add_argument("--weights", required=True, help="checkpoint (.pt / .onnx / .engine)")
+    p.add_argument("--data", help="dataset YAML (detect3d)")
     p.add_argument("--split", default=None)
-    p.add_argument("--out", required=True, help="output folder for label files")
+    p.add_argument("--out", help="output folder for label files")
     p.add_argument("--max-frames", type=int, default=0, help="first N frames only (0 = all)")
     p.add_argument("--device", default="cpu")
+    add_detect2d_arguments(p)
 
 
 def run(args: argparse.Namespace) -> int:
-    tasks = {"detect3d": predict_detect3d}  # one entry per task
+    from perception.cli import detect2d
+
+    tasks = {"detect3d": predict_detect3d, "detect2d": detect2d.predict}  # one entry per task
     return tasks[args.task](args)
 
 
@@ -37,6 +42,7 @@ def predict_detect3d(args: argparse.Namespace) -> int:
     from perception.models import load_model
     from perception.models.detector import model_settings
 
+    require_options(args, "data", "out")
     model, cfg = load_model(args.weights, args.device)
     settings = model_settings(cfg)
     dataset = load_dataset(args.data, split=args.split)

@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import argparse
 
+from perception.cli.detect2d import add_detect2d_arguments
+
 HELP = "train a detector (key=value overrides any training or model.* key)"
 
 
@@ -19,15 +21,18 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.epilog = "training keys (configs/train_default.yaml), override as key=value:\n" + "\n".join(
         line for line in DEFAULTS_PATH.read_text().splitlines() if line and not line.startswith("#")
     )
-    p.add_argument("--task", default="detect3d", choices=["detect3d"], help="what to train")
+    p.add_argument("--task", default="detect3d", choices=["detect3d", "detect2d"], help="what to train")
     p.add_argument("--config", help="model YAML (configs/*.yaml)")
     p.add_argument("--data", help="dataset YAML (datasets/*.yaml)")
     p.add_argument("--resume", help="continue a run exactly from its last.pt")
     p.add_argument("overrides", nargs="*", metavar="key=value", help="e.g. epochs=20 lr=1e-3 model.neck_se=true")
+    add_detect2d_arguments(p)
 
 
 def run(args: argparse.Namespace) -> int:
-    tasks = {"detect3d": train_detect3d}  # one entry per task
+    from perception.cli import detect2d
+
+    tasks = {"detect3d": train_detect3d, "detect2d": detect2d.train}  # one entry per task
     return tasks[args.task](args)
 
 

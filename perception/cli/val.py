@@ -7,22 +7,40 @@ from __future__ import annotations
 
 import argparse
 
+from perception.cli.detect2d import add_detect2d_arguments, require_options
+
 HELP = "evaluate a checkpoint on a dataset split (KITTI AP table)"
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--task", default="detect3d", choices=["detect3d"])
-    p.add_argument("--weights", required=True, help="checkpoint (.pt)")
+    p.add_argument("--task", default="detect3d", choices=["detect3d", "detect2d", "track"])
+    p.add_argument("--weights", help="checkpoint (.pt / .onnx / .engine)")
     p.add_argument("--data", required=True, help="dataset YAML")
     p.add_argument("--split", default=None, help="split (default: the dataset's default split)")
     p.add_argument("--max-frames", type=int, default=0, help="evaluate the first N frames only (0 = all)")
     p.add_argument("--device", default="cpu")
     p.add_argument("--json", default=None, help="also write every AP value to this JSON file")
+    p.add_argument("--results", help="track: folder of KITTI tracking result files, one per sequence")
+    p.add_argument("--iou", default="3d", choices=["3d", "2d"], help="track: matching overlap")
+    p.add_argument("--thresholds", default="0.25", help="track: IoU thresholds, comma separated")
+    add_detect2d_arguments(p)
 
 
 def run(args: argparse.Namespace) -> int:
-    tasks = {"detect3d": val_detect3d}  # one entry per task
+    from perception.cli import detect2d
+
+    tasks = {"detect3d": val_detect3d, "detect2d": detect2d.val, "track": val_track}  # one entry per task
     return tasks[args.task](args)
+
+
+def val_track(args: argparse.Namespace) -> int:
+    from perception.errors import ConfigError
+    from perception.eval.tracking import run_track_eval
+
+    if not args.results:
+        raise ConfigError("--task track needs --results DIR (KITTI tracking result files)")
+    thresholds = tuple(float(t) for t in args.thresholds.split(","))
+    return run_track_eval(args.data, args.results, split=args.split or "val", iou=args.iou, thresholds=thresholds)
 
 
 def val_detect3d(args: argparse.Namespace) -> int:
@@ -36,6 +54,7 @@ def val_detect3d(args: argparse.Namespace) -> int:
     from perception.models import load_model
     from perception.models.detector import model_settings
 
+    require_options(args, "weights")
     model, cfg = load_model(args.weights, args.device)
     settings = model_settings(cfg)
     dataset = load_dataset(args.data, split=args.split)
