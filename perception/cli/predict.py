@@ -34,24 +34,25 @@ def run(args: argparse.Namespace) -> int:
 def predict_detect3d(args: argparse.Namespace) -> int:
     from pathlib import Path
 
+    from tqdm import tqdm
+
     from perception.data.kitti_format import write_label_file
     from perception.data.registry import load_dataset
-    from perception.engine.evaluate import predict_dataset
+    from perception.deploy.predictor import load_predictor
     from perception.engine.trainer import check_classes
     from perception.eval.kitti import boxes_to_kitti
-    from perception.models import load_model
-    from perception.models.detector import model_settings
 
     require_options(args, "data", "out")
-    model, cfg = load_model(args.weights, args.device)
-    settings = model_settings(cfg)
+    predictor = load_predictor(args.weights, args.device)
     dataset = load_dataset(args.data, split=args.split)
-    check_classes(dataset.class_names, settings["classes"], args.data)
-    out, n_frames, n_boxes = Path(args.out), 0, 0
-    for _, frame, dets in predict_dataset(model, dataset, settings, args.device, args.max_frames, progress=True):
-        objs = boxes_to_kitti(dets, frame)
+    check_classes(dataset.class_names, list(predictor.class_names), args.data)
+    out, n_boxes = Path(args.out), 0
+    n = len(dataset) if not args.max_frames else min(args.max_frames, len(dataset))
+    for i in tqdm(range(n), desc="predict", unit="frame"):
+        frame = dataset.load_frame(i)
+        objs = boxes_to_kitti(predictor.predict(frame).boxes3d, frame)
         folder = out / frame.sequence if frame.sequence else out
         write_label_file(folder / f"{frame.index:06d}.txt", objs)
-        n_frames, n_boxes = n_frames + 1, n_boxes + len(objs)
-    print(f"{n_boxes} detections in {n_frames} label files under {out}")
+        n_boxes += len(objs)
+    print(f"{n_boxes} detections in {n} label files under {out}")
     return 0

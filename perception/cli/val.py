@@ -44,25 +44,32 @@ def val_track(args: argparse.Namespace) -> int:
 
 
 def val_detect3d(args: argparse.Namespace) -> int:
+    """The dataset's official metric (KITTI AP for KITTI-like data) of a .pt / .onnx / .engine detector."""
+    import dataclasses
     import json
 
+    from tqdm import tqdm
+
     from perception.data.registry import load_dataset
-    from perception.engine.evaluate import evaluate_model
+    from perception.deploy.predictor import load_predictor
     from perception.engine.trainer import check_classes
-    from perception.eval.kitti import format_kitti_table
+    from perception.eval.detection import evaluate_detections
     from perception.files import atomic_write
-    from perception.models import load_model
-    from perception.models.detector import model_settings
 
     require_options(args, "weights")
-    model, cfg = load_model(args.weights, args.device)
-    settings = model_settings(cfg)
+    predictor = load_predictor(args.weights, args.device)
     dataset = load_dataset(args.data, split=args.split)
-    check_classes(dataset.class_names, settings["classes"], args.data)
-    result, summary = evaluate_model(model, dataset, settings, args.device, args.max_frames, progress=True)
-    print(format_kitti_table(result))
+    check_classes(dataset.class_names, list(predictor.class_names), args.data)
+    n = len(dataset) if not args.max_frames else min(args.max_frames, len(dataset))
+    frames, predictions = [], []
+    for i in tqdm(range(n), desc="val", unit="frame"):
+        frame = dataset.load_frame(i)
+        predictions.append(predictor.predict(frame).boxes3d)
+        frames.append(dataclasses.replace(frame, points=None, images={}))  # keep only what scoring reads
+    report = evaluate_detections(frames, predictions, dataset)
+    print(report.table)
     if args.json:
         with atomic_write(args.json) as f:
-            json.dump(summary, f, indent=1)
+            json.dump(dict(report.summary), f, indent=1, default=float)
         print(f"metrics written to {args.json}")
     return 0
