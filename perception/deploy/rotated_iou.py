@@ -13,6 +13,8 @@ from __future__ import annotations
 
 import torch
 
+_PARALLEL_TOL = 1e-5  # |cos| between an edge and a clip side below which they count as parallel
+_FLUSH_TOL_M = 1e-5  # distance below which a parallel edge lies on the clip side (float32 at ~100 m)
 _UNIT_CORNERS = ((0.5, -0.5), (0.5, 0.5), (-0.5, 0.5), (-0.5, -0.5))  # counter-clockwise, x fwd / y left
 
 
@@ -41,19 +43,24 @@ def _clipped_edge_area(poly: torch.Tensor, clip: torch.Tensor, keep_flush: bool)
     p = poly[..., :, None, :]  # edge starts (..., 4 edges, 1, 2)
     d = (torch.roll(poly, -1, dims=-2) - poly)[..., :, None, :]  # edge vectors
     side = torch.roll(clip, -1, dims=-2) - clip  # clip edges (..., 4, 2)
-    normal = torch.stack([side[..., 1], -side[..., 0]], dim=-1)[..., None, :, :]  # outward, (..., 1, 4, 2)
-    num = (normal * (p - clip[..., None, :, :])).sum(-1)  # (..., 4 edges, 4 half-planes): <= 0 inside
+    length = torch.sqrt((side * side).sum(-1, keepdim=True)).clamp(min=1e-12)
+    normal = (torch.stack([side[..., 1], -side[..., 0]], dim=-1) / length)[..., None, :, :]  # unit, outward
+    num = (normal * (p - clip[..., None, :, :])).sum(-1)  # signed distance (m), <= 0 inside
     den = (normal * d).sum(-1)
-    parallel = den == 0
+    # Rounding makes flush edges (same yaw, shared side) only nearly parallel and nearly on the
+    # boundary, so both tests need a tolerance or the shared side is counted twice or not at all.
+    d_len = torch.sqrt((d * d).sum(-1))
+    parallel = den.abs() <= _PARALLEL_TOL * d_len
+    on_line = num.abs() <= _FLUSH_TOL_M
     t = -num / torch.where(parallel, torch.ones_like(den), den)
     big = torch.ones_like(t)
-    t0 = torch.maximum(torch.where(den < 0, t, -big).amax(-1), torch.zeros_like(t[..., 0]))
-    t1 = torch.minimum(torch.where(den > 0, t, 2 * big).amin(-1), torch.ones_like(t[..., 0]))
+    t0 = torch.maximum(torch.where((den < 0) & ~parallel, t, -big).amax(-1), torch.zeros_like(t[..., 0]))
+    t1 = torch.minimum(torch.where((den > 0) & ~parallel, t, 2 * big).amin(-1), torch.ones_like(t[..., 0]))
     if keep_flush:
         same_way = (normal * torch.stack([d[..., 1], -d[..., 0]], dim=-1)).sum(-1) > 0
-        out = parallel & ((num > 0) | ((num == 0) & ~same_way))
+        out = parallel & ((~on_line & (num > 0)) | (on_line & ~same_way))
     else:
-        out = parallel & (num >= 0)
+        out = parallel & (on_line | (num > 0))
     span = (t1 - t0).clamp(min=0) * (~out.any(-1)).to(t.dtype)
     return 0.5 * (span * _cross(p[..., 0, :], d[..., 0, :])).sum(-1)
 
