@@ -14,9 +14,9 @@ from typing import Any
 
 import numpy as np
 
-from perception.core import Boxes3D, Frame, Predictions
+from perception.core import Boxes3D
 from perception.deploy.metadata import from_strings
-from perception.deploy.predictor import Predictor, model_inputs
+from perception.deploy.predictor import PointsPredictor
 from perception.errors import CheckpointError, ConfigError, ShapeError
 
 PROVIDERS = {
@@ -63,7 +63,7 @@ def open_session(path: str | Path, device: str = "cpu", threads: int = 0):
         raise CheckpointError(f"not a loadable ONNX model ({type(e).__name__}: {e})", path=path) from None
 
 
-class OnnxPredictor3D(Predictor):
+class OnnxPredictor3D(PointsPredictor):
     """A perception ``.onnx`` export run in ONNX Runtime.
 
     Args:
@@ -94,13 +94,6 @@ class OnnxPredictor3D(Predictor):
         dets = detections(boxes, scores, labels, num)
         t2 = time.perf_counter()
         return dets, {"inference": (t1 - t0) * 1e3, "postprocess": (t2 - t1) * 1e3}
-
-    def predict(self, frame: Frame) -> Predictions:
-        t0 = time.perf_counter()
-        points = model_inputs(frame, self.channels)
-        t1 = time.perf_counter()
-        dets, ms = self.predict_points(points)
-        return Predictions(boxes3d=dets, latency_ms={"preprocess": (t1 - t0) * 1e3, **ms})
 
 
 def check_points(points: np.ndarray, channels: tuple[str, ...], path: Path) -> np.ndarray:

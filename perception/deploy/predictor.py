@@ -13,7 +13,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from perception.core import Frame, Predictions
+from perception.core import Boxes3D, Frame, Predictions
 from perception.errors import DataError
 
 
@@ -24,6 +24,23 @@ class Predictor(abc.ABC):
 
     @abc.abstractmethod
     def predict(self, frame: Frame) -> Predictions: ...
+
+
+class PointsPredictor(Predictor):
+    """A 3D backend that runs on raw (N, C) points: ``predict`` adds the frame -> points step."""
+
+    channels: tuple[str, ...] = ()
+
+    @abc.abstractmethod
+    def predict_points(self, points: np.ndarray) -> tuple[Boxes3D, dict[str, float]]:
+        """Boxes for one cloud and the milliseconds of ``inference`` and ``postprocess``."""
+
+    def predict(self, frame: Frame) -> Predictions:
+        t0 = time.perf_counter()
+        points = model_inputs(frame, self.channels)
+        t1 = time.perf_counter()
+        dets, ms = self.predict_points(points)
+        return Predictions(boxes3d=dets, latency_ms={"preprocess": (t1 - t0) * 1e3, **ms})
 
 
 def model_inputs(frame: Frame, channels: list[str] | tuple[str, ...]) -> np.ndarray:

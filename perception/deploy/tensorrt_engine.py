@@ -15,10 +15,10 @@ from types import ModuleType
 import numpy as np
 import torch
 
-from perception.core import Boxes3D, Frame, Predictions
+from perception.core import Boxes3D
 from perception.deploy.engine_file import check_compatible, read_engine_file
 from perception.deploy.onnx_runtime import check_points, detections
-from perception.deploy.predictor import Predictor, model_inputs
+from perception.deploy.predictor import PointsPredictor
 from perception.errors import CheckpointError, ConfigError, MissingExtraError, ShapeError
 
 
@@ -57,7 +57,7 @@ def _torch_dtype(trt: ModuleType, dtype) -> torch.dtype:
     return table[dtype]
 
 
-class TensorRTPredictor3D(Predictor):
+class TensorRTPredictor3D(PointsPredictor):
     """A perception TensorRT engine on one GPU.
 
     Args:
@@ -115,10 +115,3 @@ class TensorRTPredictor3D(Predictor):
         dets = detections(*(host[n].numpy() for n in ("boxes", "scores", "labels", "num_detections")))
         t2 = time.perf_counter()
         return dets, {"inference": (t1 - t0) * 1e3, "postprocess": (t2 - t1) * 1e3}
-
-    def predict(self, frame: Frame) -> Predictions:
-        t0 = time.perf_counter()
-        points = model_inputs(frame, self.channels)
-        t1 = time.perf_counter()
-        dets, ms = self.predict_points(points)
-        return Predictions(boxes3d=dets, latency_ms={"preprocess": (t1 - t0) * 1e3, **ms})

@@ -26,9 +26,8 @@ from dataclasses import dataclass
 import numpy as np
 
 from perception.core import Boxes3D
-from perception.errors import ConfigError, ShapeError
 from perception.eval.matching import frame_candidates
-from perception.eval.nuscenes import flatten, select
+from perception.eval.nuscenes import check_inputs, flatten, select
 
 AV2_CLASSES = (
     "ARTICULATED_BUS", "BICYCLE", "BICYCLIST", "BOLLARD", "BOX_TRUCK", "BUS", "CONSTRUCTION_BARREL",
@@ -148,13 +147,7 @@ def evaluate_av2(
 ) -> AV2Result:
     """Argoverse 2 AP / ATE / ASE / AOE / CDS of per-frame predictions (ego frame, labels indexing
     ``class_names``); ``classes`` are the evaluated names, all of which enter the mean."""
-    if len(gt) != len(dt):
-        raise ShapeError(f"{len(gt)} ground-truth frames but {len(dt)} prediction frames")
-    if any(d.scores is None for d in dt):
-        raise ShapeError("predictions need scores")
-    missing = [c for c in classes if c not in class_names]
-    if missing:
-        raise ConfigError(f"classes {missing} are not in the dataset's class names {list(class_names)}")
+    check_inputs(gt, dt, class_names, classes)
     g_flat, d_flat = flatten(gt), flatten(dt)
     ap, metrics = {}, {}
     for name in classes:

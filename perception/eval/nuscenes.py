@@ -204,7 +204,7 @@ def calc_tp(md: MetricData, metric: str, min_recall: float = MIN_RECALL) -> floa
     return 1.0 if last < first else float(np.mean(md.errors[metric][first : last + 1]))
 
 
-def _check(gt: list[Boxes3D], dt: list[Boxes3D], class_names: tuple[str, ...], classes: tuple[str, ...]) -> None:
+def check_inputs(gt: list[Boxes3D], dt: list[Boxes3D], class_names: tuple[str, ...], classes: tuple[str, ...]) -> None:
     if len(gt) != len(dt):
         raise ShapeError(f"{len(gt)} ground-truth frames but {len(dt)} prediction frames")
     if any(d.scores is None for d in dt):
@@ -224,7 +224,7 @@ def evaluate_nuscenes(
 ) -> NuScenesResult:
     """nuScenes mAP / TP errors / NDS of per-frame predictions ``dt`` against ground truth ``gt``
     (ego frame, labels indexing ``class_names``; ``classes`` are the evaluated names)."""
-    _check(gt, dt, class_names, classes)
+    check_inputs(gt, dt, class_names, classes)
     worst = max((len(d) for d in dt), default=0)
     if worst > max_boxes_per_frame:
         raise ShapeError(f"a frame has {worst} predictions; the nuScenes limit is {max_boxes_per_frame}")

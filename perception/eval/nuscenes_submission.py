@@ -89,10 +89,8 @@ def _parse_box(row: dict, path: Path, token: str) -> tuple:
         raise CorruptFileError(f"sample {token}: bad box values ({e})", path=path) from None
 
 
-def read_submission(path: str | Path, class_names: tuple[str, ...]) -> tuple[dict, dict[str, Boxes3D]]:
-    """Read a submission: ``(meta, sample_token -> global-frame Boxes3D with scores, velocity and
-    attribute_name)``. Errors name the file and the sample."""
-    path = Path(path)
+def read_submission_json(path: Path) -> dict:
+    """The parsed JSON of a nuScenes detection or tracking submission, checked for ``results``."""
     try:
         data = json.loads(path.read_text())
     except FileNotFoundError:
@@ -101,6 +99,14 @@ def read_submission(path: str | Path, class_names: tuple[str, ...]) -> tuple[dic
         raise CorruptFileError(f"not a JSON file: {e}", path=path) from None
     if not isinstance(data, dict) or not isinstance(data.get("results"), dict):
         raise CorruptFileError("no 'results' object: not a nuScenes submission", path=path)
+    return data
+
+
+def read_submission(path: str | Path, class_names: tuple[str, ...]) -> tuple[dict, dict[str, Boxes3D]]:
+    """Read a submission: ``(meta, sample_token -> global-frame Boxes3D with scores, velocity and
+    attribute_name)``. Errors name the file and the sample."""
+    path = Path(path)
+    data = read_submission_json(path)
     index = {c: i for i, c in enumerate(class_names)}
     out = {}
     for token, rows in data["results"].items():

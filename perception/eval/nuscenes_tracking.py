@@ -41,6 +41,7 @@ from scipy.optimize import linear_sum_assignment
 from perception.core import Boxes3D
 from perception.errors import CorruptFileError, DataError, UnknownClassError
 from perception.eval.nuscenes import CLASS_RANGE_M
+from perception.eval.nuscenes_submission import read_submission_json
 from perception.files import atomic_write
 
 TRACKING_CLASSES = ("car", "truck", "bus", "trailer", "pedestrian", "motorcycle", "bicycle")
@@ -304,14 +305,7 @@ def read_tracking_submission(path: str | Path, class_names: Sequence[str]) -> tu
 
     String ``tracking_id``s become int64 ids (numbered in order of first appearance)."""
     path = Path(path)
-    try:
-        data = json.loads(path.read_text())
-    except FileNotFoundError:
-        raise DataError("file not found", path=path) from None
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as e:
-        raise CorruptFileError(f"not a JSON file: {e}", path=path) from None
-    if not isinstance(data, dict) or not isinstance(data.get("results"), dict):
-        raise CorruptFileError("no 'results' object: not a nuScenes submission", path=path)
+    data = read_submission_json(path)
     index, ids, out = {c: i for i, c in enumerate(class_names)}, {}, {}
     for token, rows in data["results"].items():
         try:
