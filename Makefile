@@ -2,7 +2,7 @@
 PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
-APT_PACKAGES := libgl1 libegl1 libgomp1 libusb-1.0-0 libvulkan1 mesa-vulkan-drivers ffmpeg
+APT_PACKAGES := libgl1 libegl1 libgomp1 libusb-1.0-0 libvulkan1 mesa-vulkan-drivers ffmpeg rtsp-server-perl
 STAMP := $(VENV)/.installed
 
 .PHONY: setup demo test lint clean

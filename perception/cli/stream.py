@@ -46,6 +46,12 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--device", default="cpu")
     p.add_argument("--timeout", type=float, default=10.0, help="seconds a live source may take to answer at first")
     p.add_argument("--reconnect-timeout", type=float, default=30.0, help="seconds a dropped live source may stay away")
+    p.add_argument(
+        "--rtsp-transport",
+        default="auto",
+        choices=["auto", "tcp", "udp"],
+        help="RTP transport of rtsp:// sources (auto: TCP, then UDP when the server refuses TCP)",
+    )
 
 
 def run(args: argparse.Namespace) -> int:
@@ -58,6 +64,7 @@ def run(args: argparse.Namespace) -> int:
     source = open_source(
         args.source, sequence=args.sequence, split=args.split, fps=args.fps,
         open_timeout_s=args.timeout, reconnect_timeout_s=args.reconnect_timeout,
+        rtsp_transport=args.rtsp_transport,
     )  # fmt: skip
     predictor = tracker3d = tracker2d = None
     if args.weights:

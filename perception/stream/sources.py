@@ -11,8 +11,10 @@ with exponential back-off when the stream drops, and give up with one clear erro
 from __future__ import annotations
 
 import abc
+import contextlib
 import glob
 import logging
+import os
 import threading
 import time
 from collections.abc import Iterator
@@ -30,6 +32,10 @@ VIDEO_CAMERA = "camera"
 VIDEO_SUFFIXES = {".mp4", ".avi", ".mov", ".mkv", ".webm", ".m4v", ".ts", ".mpg", ".mpeg", ".wmv", ".flv", ".gif"}
 IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".webp"}
 URL_SCHEMES = ("rtsp://", "rtsps://", "rtmp://", "rtmps://", "http://", "https://", "udp://", "tcp://", "srt://")
+RTSP_TRANSPORTS = ("auto", "tcp", "udp")
+# OpenCV reads its FFmpeg options from this variable at each open (default: RTP over TCP preferred).
+_CAPTURE_OPTIONS = "OPENCV_FFMPEG_CAPTURE_OPTIONS"
+_CAPTURE_OPTIONS_LOCK = threading.Lock()
 
 
 class Source(abc.ABC):
@@ -126,6 +132,12 @@ class LiveSource(Source):
         open_timeout_s: how long the first connection may take before it is an error.
         reconnect_timeout_s: how long a dropped stream may stay away before it is an error.
         max_backoff_s: the longest pause between reconnection attempts (pauses double from 0.25 s).
+        rtsp_transport: how RTP travels for ``rtsp://`` URLs: ``"tcp"``, ``"udp"``, or ``"auto"``
+            (TCP first; after a failed open the next attempt switches to the other one, and the one
+            that worked is kept for reconnections). Servers that only send RTP over UDP (relays such
+            as Debian's ``rtsp-server-perl``, many cameras) answer TCP with "400 Bad Request", on
+            which FFmpeg does not fall back by itself. A user-set ``OPENCV_FFMPEG_CAPTURE_OPTIONS``
+            wins over this choice.
     """
 
     live = True
@@ -136,19 +148,29 @@ class LiveSource(Source):
         open_timeout_s: float = 10.0,
         reconnect_timeout_s: float = 30.0,
         max_backoff_s: float = 4.0,
+        rtsp_transport: str = "auto",
     ):
         super().__init__()
+        if rtsp_transport not in RTSP_TRANSPORTS:
+            raise ConfigError(f"rtsp_transport {rtsp_transport!r}: choose from {list(RTSP_TRANSPORTS)}")
         self.target, self.open_timeout_s = target, open_timeout_s
         self.reconnect_timeout_s, self.max_backoff_s = reconnect_timeout_s, max_backoff_s
         self.name = f"webcam{target}" if isinstance(target, int) else str(target).split("://", 1)[-1].replace("/", "_")
         self.reconnects = 0
+        rtsp = str(target).lower().startswith(("rtsp://", "rtsps://"))
+        self.transport = (None if rtsp_transport == "auto" else rtsp_transport) if rtsp else None
+        self._alternate = rtsp and rtsp_transport == "auto"
 
     def _open(self) -> cv2.VideoCapture:
         if isinstance(self.target, int):
             return cv2.VideoCapture(self.target)
         ms = int(max(self.open_timeout_s, 0.5) * 1000)
         params = [cv2.CAP_PROP_OPEN_TIMEOUT_MSEC, ms, cv2.CAP_PROP_READ_TIMEOUT_MSEC, ms]
-        return cv2.VideoCapture(self.target, cv2.CAP_FFMPEG, params)
+        with _capture_options(f"rtsp_transport;{self.transport}" if self.transport else None):
+            cap = cv2.VideoCapture(self.target, cv2.CAP_FFMPEG, params)
+        if self._alternate and not cap.isOpened():
+            self.transport = "tcp" if self.transport == "udp" else "udp"
+        return cap
 
     def __iter__(self) -> Iterator[Frame]:
         index, backoff = 0, 0.25
@@ -189,6 +211,24 @@ class LiveSource(Source):
                 f"stream lost: no frames for {self.reconnect_timeout_s:g} s after {frames} frames",
                 path=str(self.target),
             )
+
+
+@contextlib.contextmanager
+def _capture_options(options: str | None) -> Iterator[None]:
+    """Set OpenCV's FFmpeg capture options for one open (unless the user set them), then restore.
+    The lock keeps two sources opening at once from seeing each other's options."""
+    if options is None:
+        yield
+        return
+    with _CAPTURE_OPTIONS_LOCK:
+        if _CAPTURE_OPTIONS in os.environ:  # only ever set inside this lock, so the user's
+            yield
+            return
+        os.environ[_CAPTURE_OPTIONS] = options
+        try:
+            yield
+        finally:
+            del os.environ[_CAPTURE_OPTIONS]
 
 
 class DatasetSequenceSource(Source):
@@ -232,14 +272,16 @@ def open_source(
     fps: float | None = None,
     open_timeout_s: float = 10.0,
     reconnect_timeout_s: float = 30.0,
+    rtsp_transport: str = "auto",
 ) -> Source:
     """The source a ``--source`` string names: a webcam index (``0``), a URL, a dataset YAML,
-    an image folder or glob, or a video file. Errors name the source and what was expected."""
+    an image folder or glob, or a video file. Errors name the source and what was expected.
+    ``rtsp_transport`` ("auto", "tcp", "udp") applies to ``rtsp://`` URLs (see ``LiveSource``)."""
     text = str(spec)
     if isinstance(spec, int) or text.isdigit():
         return LiveSource(int(text), open_timeout_s, reconnect_timeout_s)
     if text.lower().startswith(URL_SCHEMES):
-        return LiveSource(text, open_timeout_s, reconnect_timeout_s)
+        return LiveSource(text, open_timeout_s, reconnect_timeout_s, rtsp_transport=rtsp_transport)
     path = Path(text)
     if path.suffix.lower() in (".yaml", ".yml"):
         if not path.is_file():
