@@ -226,3 +226,17 @@ def test_bad_input_fails_before_writing(tmp_path):
     ckpt = load_checkpoint(first.run_dir / "weights" / "last.pt")
     with pytest.raises(CheckpointError, match="do not fit this architecture"):
         Trainer(tiny_cfg(tmp_path, model={**TINY_MODEL, "head": "center"}), resume=ckpt, run_dir=first.run_dir)
+
+
+def test_schedule_keeps_pace_with_the_time_budget(tmp_path):
+    """Under max_minutes, onecycle reaches its end when the clock does, not after epochs x steps."""
+    cfg = tiny_cfg(
+        tmp_path, epochs=1000, max_minutes=1e-4, lr=0.01, min_lr_ratio=0.01, scheduler="onecycle", warmup_epochs=100
+    )
+    trainer = Trainer(cfg)
+    trainer.fit()
+    assert trainer.global_step == 1  # the 6 ms budget ends after the first step
+    assert trainer.optimizer.param_groups[0]["lr"] == pytest.approx(0.01 * 0.01, rel=1e-3)
+    untimed = Trainer(tiny_cfg(tmp_path, epochs=1000, max_steps=1, lr=0.01, scheduler="onecycle", warmup_epochs=100))
+    untimed.fit()
+    assert untimed.optimizer.param_groups[0]["lr"] < 0.01 / 20  # still at the start of the warm-up

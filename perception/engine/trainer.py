@@ -159,7 +159,7 @@ class Trainer:
             )
         self.scaler.step(self.optimizer)
         self.scaler.update()
-        self.scheduler.step()
+        self._advance_schedule()
         self.global_step += 1
         return {"loss": float(loss.detach()), **{k: float(v.detach()) for k, v in terms.items()}}
 
@@ -175,6 +175,20 @@ class Trainer:
             metrics = {k: round(v, 4) for k, v in summary.items() if k.endswith("/R40")}
         dist.barrier(self.dist)
         return metrics
+
+    def _advance_schedule(self) -> None:
+        """Step the LR schedule. Under ``max_minutes`` a closed-form schedule (onecycle, cosine, lambda)
+        also keeps pace with the clock, so it reaches its end when the time budget does, however fast
+        the steps run on a shared CPU; it never moves back."""
+        self.scheduler.step()
+        budget_s = 60 * self.cfg["max_minutes"]
+        if not budget_s or self.cfg["scheduler"] not in ("onecycle", "cosine", "lambda"):
+            return
+        total = max(2, self.cfg["epochs"] * len(self.loader))
+        due = min(int(total * (time.perf_counter() - self.fit_start) / budget_s), total - 1)
+        if due > self.scheduler.last_epoch:
+            self.scheduler.last_epoch = due - 1
+            self.scheduler.step()
 
     def _out_of_budget(self) -> bool:
         c = self.cfg
