@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import shutil
 import socket
 import threading
@@ -194,6 +195,25 @@ def test_refused_url_errors_quickly():
     source = open_source(f"http://127.0.0.1:{port}/x.ts", open_timeout_s=0.5)
     with pytest.raises(DataError, match="127.0.0.1"):
         StreamPipeline().run(source)
+
+
+def test_rtsp_auto_transport_alternates_after_failed_opens_and_leaves_no_env(monkeypatch):
+    monkeypatch.delenv("OPENCV_FFMPEG_CAPTURE_OPTIONS", raising=False)
+    with socket.socket() as s:  # a free port nobody listens on
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    source = open_source(f"rtsp://127.0.0.1:{port}/live", open_timeout_s=0.5)
+    assert source.transport is None, "auto starts with FFmpeg's own choice (TCP preferred)"
+    tried = [source.transport]
+    for _ in range(3):
+        source._open().release()
+        tried.append(source.transport)
+    assert tried == [None, "udp", "tcp", "udp"]
+    assert "OPENCV_FFMPEG_CAPTURE_OPTIONS" not in os.environ
+    assert open_source(f"rtsp://127.0.0.1:{port}/live", rtsp_transport="tcp").transport == "tcp"
+    assert open_source(f"http://127.0.0.1:{port}/x.ts", rtsp_transport="udp").transport is None
+    with pytest.raises(ConfigError, match="rtsp_transport 'quic'"):
+        open_source(f"rtsp://127.0.0.1:{port}/live", rtsp_transport="quic")
 
 
 def test_reader_drops_stale_items_for_live_sources():
