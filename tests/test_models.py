@@ -165,3 +165,20 @@ def test_predictor_returns_boxes_in_ego_frame(tmp_path):
     assert set(pred.latency_ms) == {"preprocess", "inference", "postprocess"}
     with pytest.raises(CheckpointError, match="unsupported weights format"):
         load_predictor(tmp_path / "m.h5")
+
+
+def test_assign_pillars_point_limit_matches_a_python_count():
+    """The shifted-run comparison keeps exactly the first max_points points of every cell, in input order."""
+    grid = PillarGrid([0, 0, -1, 3, 2, 1], [1.0, 1.0])
+    g = torch.Generator().manual_seed(0)
+    xyz = torch.rand(400, 3, generator=g) * torch.tensor([3.6, 2.4, 2.4]) - torch.tensor([0.3, 0.2, 1.2])
+    batch_idx = torch.randint(0, 2, (400,), generator=g)
+    full, _, _ = assign_pillars(xyz, batch_idx, grid, 2, max_points=0)
+    for k in (1, 5, 40):
+        limited, _, _ = assign_pillars(xyz, batch_idx, grid, 2, max_points=k)
+        seen: dict[int, int] = {}
+        expected = []
+        for c in full.tolist():
+            seen[c] = seen.get(c, 0) + 1
+            expected.append(c if c != 2 * grid.cells and seen[c] <= k else 2 * grid.cells)
+        assert limited.tolist() == expected
