@@ -36,6 +36,7 @@ from perception.data.kitti_format import (
     read_label_file,
     read_points_bin,
     read_rows,
+    split_folder,
 )
 from perception.errors import ConfigError, CorruptFileError, DataError
 
@@ -106,9 +107,7 @@ class KittiDataset(DriveDataset):
     def __init__(self, spec: DatasetSpec, split: str | None = None):
         super().__init__(spec, split)
         self.options = resolve_options(spec, _OPTIONS)
-        self.folder = spec.root / ("testing" if self.split == "test" else "training")
-        if not self.folder.is_dir():
-            raise DataError("dataset folder not found", path=self.folder)
+        self.folder = split_folder(spec.root, self.split)
         self.ids = self._split_ids()
         self.labelled = (self.folder / "label_2").is_dir()
 

@@ -316,6 +316,14 @@ def with_frame(objs: KittiObjects, frame: int) -> KittiObjects:
     return replace(objs, frame=np.full(len(objs), frame, np.int64), track_id=tid)
 
 
+def split_folder(root: Path, split: str | None) -> Path:
+    """``root/testing`` for the test split, else ``root/training``; a clear error when absent."""
+    folder = root / ("testing" if split == "test" else "training")
+    if not folder.is_dir():
+        raise DataError("dataset folder not found", path=folder)
+    return folder
+
+
 def write_calib_file(path: str | Path, raw: dict[str, np.ndarray]) -> None:
     """Write matrices (object spelling keys) as ``key: v v v ...`` lines, 12 significant digits."""
     lines = [f"{k}: " + " ".join(f"{v:.12e}" for v in np.asarray(m, dtype=np.float64).ravel()) for k, m in raw.items()]

@@ -40,6 +40,7 @@ from perception.data.kitti_format import (
     read_points_bin,
     read_rows,
     read_tracking_label_file,
+    split_folder,
 )
 from perception.errors import ConfigError, CorruptFileError, DataError
 
@@ -106,9 +107,7 @@ class KittiTrackingDataset(DriveDataset):
     def __init__(self, spec: DatasetSpec, split: str | None = None):
         super().__init__(spec, split)
         self.options = resolve_options(spec, _OPTIONS)
-        self.folder = spec.root / ("testing" if self.split == "test" else "training")
-        if not self.folder.is_dir():
-            raise DataError("dataset folder not found", path=self.folder)
+        self.folder = split_folder(spec.root, self.split)
         self.labelled = (self.folder / "label_02").is_dir()
         self._cache: dict[tuple[str, str], object] = {}
         self.keys = [(seq, f) for seq, (first, last) in self._ranges().items() for f in range(first, last + 1)]
