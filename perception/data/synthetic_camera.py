@@ -215,8 +215,13 @@ class CameraRenderer:
 
 
 def clip_near(poly: np.ndarray, near: float = NEAR_M) -> np.ndarray:
-    """Clip a convex polygon (P, 3) in camera coordinates to ``z >= near`` (Sutherland-Hodgman)."""
-    inside = poly[:, 2] >= near
+    """Clip a convex polygon (P, 3) in camera coordinates to ``z >= near``."""
+    return _clip_half_plane(poly, 2, near, keep_below=False)
+
+
+def _clip_half_plane(poly: np.ndarray, axis: int, bound: float, keep_below: bool) -> np.ndarray:
+    """Sutherland-Hodgman: keep the part of convex ``poly`` (P, D) with ``poly[:, axis]`` on one side of ``bound``."""
+    inside = poly[:, axis] <= bound if keep_below else poly[:, axis] >= bound
     if inside.all():
         return poly
     out = []
@@ -225,8 +230,8 @@ def clip_near(poly: np.ndarray, near: float = NEAR_M) -> np.ndarray:
         if inside[i]:
             out.append(a)
         if inside[i] != inside[(i + 1) % len(poly)]:
-            out.append(a + (near - a[2]) / (b[2] - a[2]) * (b - a))
-    return np.array(out).reshape(-1, 3)
+            out.append(a + (bound - a[axis]) / (b[axis] - a[axis]) * (b - a))
+    return np.array(out).reshape(-1, poly.shape[1])
 
 
 def box_visibility(boxes: np.ndarray, calib, camera: str) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -280,13 +285,5 @@ def _clip_rect(poly: np.ndarray, width: int, height: int) -> np.ndarray:
     for axis, bound, keep_below in ((0, 0.0, False), (0, width, True), (1, 0.0, False), (1, height, True)):
         if len(poly) == 0:
             break
-        inside = poly[:, axis] <= bound if keep_below else poly[:, axis] >= bound
-        out = []
-        for i in range(len(poly)):
-            a, b = poly[i], poly[(i + 1) % len(poly)]
-            if inside[i]:
-                out.append(a)
-            if inside[i] != inside[(i + 1) % len(poly)]:
-                out.append(a + (bound - a[axis]) / (b[axis] - a[axis]) * (b - a))
-        poly = np.array(out).reshape(-1, 2)
+        poly = _clip_half_plane(poly, axis, bound, keep_below)
     return poly
