@@ -208,6 +208,16 @@ def test_amp_bf16_step_on_cpu(tmp_path):
     assert trainer.global_step == 1 and math.isfinite(history[-1]["train/loss"])
 
 
+def test_epoch_losses_are_means_of_the_step_losses(tmp_path):
+    """Without a progress bar too (it used to divide by the disabled bar's count, 0 -> 1: a sum)."""
+    trainer = Trainer(tiny_cfg(tmp_path, epochs=1, batch_size=1, progress=False))
+    steps: list[float] = []
+    step = trainer.step
+    trainer.step = lambda batch: steps.append(step(batch)["loss"]) or {"loss": steps[-1]}
+    history = trainer.fit()
+    assert len(steps) == 3 and history[0]["train/loss"] == pytest.approx(sum(steps) / 3)
+
+
 def test_bad_input_fails_before_writing(tmp_path):
     runs = tmp_path / "runs"
     empty = tiny_data(tmp_path, sequences=1, val_sequences=1)

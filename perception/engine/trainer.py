@@ -113,6 +113,7 @@ class Trainer:
         self.loader.sampler.set_epoch(self.epoch)
         self.train_set.set_epoch(self.epoch)
         sums: dict[str, float] = {}
+        steps = 0
         bar = tqdm(
             self.loader,
             desc=f"epoch {self.epoch + 1}/{self.cfg['epochs']}",
@@ -121,14 +122,14 @@ class Trainer:
         )
         for batch in bar:
             losses = self.step(batch)
+            steps += 1
             for k, v in losses.items():
                 sums[k] = sums.get(k, 0.0) + v
             bar.set_postfix(loss=f"{losses['loss']:.3f}")
             if self._out_of_budget():
                 self.stop = True
                 break
-        n = max(1, bar.n)
-        return {f"train/{k}": v / n for k, v in sums.items()}
+        return {f"train/{k}": v / max(1, steps) for k, v in sums.items()}
 
     def step(self, batch: dict[str, Any]) -> dict[str, float]:
         """One optimisation step; returns the loss terms as floats."""
