@@ -127,9 +127,9 @@ def test_giou_hand_computed():
 
 def test_hull_area_with_duplicate_and_collinear_points():
     square = np.array([[0, 0], [1, 0], [1, 1], [0, 1]], float)
-    pts = np.concatenate([square, square, [[0.5, 0.0], [0.5, 0.5]]])[None]  # duplicates, a point on an edge, one inside
+    pts = np.concatenate([square, square, [[0.5, 0.0], [0.5, 0.5]]]).T[:, :, None]  # duplicates, on an edge, inside
     assert _hull_area(pts)[0] == pytest.approx(1.0)
-    rect_and_far = np.concatenate([square, square + [3, 0]])[None]
+    rect_and_far = np.concatenate([square, square + [3, 0]]).T[:, :, None]
     assert _hull_area(rect_and_far)[0] == pytest.approx(4.0)
 
 
@@ -262,12 +262,13 @@ def test_hull_area_matches_scipy_on_rectangle_pairs_including_identical_and_alig
     b[moved, 6] += rng.choice([0.0, np.pi / 2, np.pi, 0.3], int(moved.sum()))  # aligned edges are common
     pts = np.concatenate([bev_corners(a), bev_corners(b)], axis=1)
     ref = np.array([ConvexHull(p).volume for p in pts])
-    assert np.allclose(_hull_area(pts), ref, atol=1e-5)
+    assert np.allclose(_hull_area(pts.transpose(2, 1, 0)), ref, atol=1e-5)
 
 
 def test_clipped_quad_area_equals_sorted_polygon_area_including_shared_and_touching_edges():
     from perception.core import bev_corners
-    from perception.core.iou import clipped_quad_intersection_area, quad_intersection_area
+    from perception.core.iou import clipped_quad_intersection_area, paired_bev_corners, quad_intersection_area
+    from perception.tracking.association import pair_fields
 
     rng = np.random.default_rng(3)
     a = np.c_[rng.normal(0, 2, (400, 3)), rng.uniform(0.5, 5, (400, 3)), rng.uniform(-4, 4, 400)]
@@ -280,13 +281,14 @@ def test_clipped_quad_area_equals_sorted_polygon_area_including_shared_and_touch
     b[100:150, :2] += a[100:150, 3:4] * heading[100:150]  # touching front to back: area 0
     b[150:200] = a[150:200]
     b[150:200, :2] += 0.3 * heading[150:200]  # sliding along the long sides
-    ca, cb = bev_corners(a), bev_corners(b)
-    got = clipped_quad_intersection_area(ca, cb)
-    assert np.allclose(got, quad_intersection_area(ca, cb), atol=1e-9)
+    quads = paired_bev_corners(pair_fields(a, b))  # relative to a's centres: the same areas
+    assert np.allclose(quads.transpose(1, 3, 2, 0) + a[:, None, :2], [bev_corners(a), bev_corners(b)])
+    got = clipped_quad_intersection_area(quads)
+    assert np.allclose(got, quad_intersection_area(bev_corners(a), bev_corners(b)), atol=1e-9)
     assert np.allclose(got[:50], a[:50, 3] * a[:50, 4])
     assert np.allclose(got[100:150], 0.0, atol=1e-9)
     assert np.allclose(got[150:200], (a[150:200, 3] - 0.3) * a[150:200, 4])
-    assert clipped_quad_intersection_area(np.zeros((0, 4, 2)), np.zeros((0, 4, 2))).shape == (0,)
+    assert clipped_quad_intersection_area(np.zeros((2, 2, 4, 0))).shape == (0,)
 
 
 def test_kalman_predict_equals_transition_matrix_products():

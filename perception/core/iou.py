@@ -121,56 +121,61 @@ def iou2d(a: np.ndarray, b: np.ndarray) -> np.ndarray:
     return inter / np.maximum(area_a[:, None] + area_b[None, :] - inter, _EPS)
 
 
-def _next_corner(q: np.ndarray) -> np.ndarray:
-    """(K, 4, 2) -> the same corners shifted by one (corner i+1 at i), by slicing (cheaper than np.roll)."""
-    return np.concatenate((q[:, 1:], q[:, :1]), axis=1)
+# x and y of the unit square's corners, counter-clockwise from front-left (as ``geometry._UNIT_CORNERS``)
+_UNIT_X = np.array([0.5, -0.5, -0.5, 0.5])[:, None]
+_UNIT_Y = np.array([0.5, 0.5, -0.5, -0.5])[:, None]
+_KEEP_SHARED = np.array([True, False])[:, None, None, None]  # a shared side counts once: on a's edge, not b's
 
 
-def _reduce4(op: np.ufunc, x: np.ndarray) -> np.ndarray:
-    """op over a last axis of length 4 as three element-wise calls (a reduction costs more for tiny arrays)."""
-    return op(op(x[..., 0], x[..., 1]), op(x[..., 2], x[..., 3]))
+def paired_bev_corners(pairs: np.ndarray) -> np.ndarray:
+    """BEV corners of paired boxes in the planar layout used by the tracker's pairwise maths.
 
+    Args:
+        pairs: (7, 2, K) fields ``x y z l w h yaw`` of box a and box b of K pairs.
 
-def _clipped_edge_terms(p: np.ndarray, q: np.ndarray, keep_shared: np.ndarray) -> np.ndarray:
-    """Shoelace terms of the parts of quad p's edges inside quad q: (K, 4, 2), (K, 4, 2) -> (K,).
-
-    Edge i of p is ``p_i + t r_i``, t in [0, 1]; q's side j keeps ``cross(s_j, x - q_j) >= 0``
-    (CCW: the left). Each side bounds t from below or above (Cyrus-Beck), and the kept piece
-    [t0, t1] adds ``(t1 - t0) cross(p_i, r_i)`` to twice the area. An edge lying on a side of q
-    with the same direction is kept only where ``keep_shared`` (K, 1, 1) (shared boundary counts once);
-    one with the opposite direction (boxes touching from outside) never.
+    Returns:
+        (2, 2, 4, K) float64: coordinate (x, y), box (a, b), corner (counter-clockwise), pair;
+        relative to each pair's a centre, so that far-away pairs lose no precision. The pair
+        axis is last and contiguous: every numpy call runs one long inner loop over the pairs
+        instead of many loops of 2-4 elements, which is what small sets spend their time on.
     """
-    r, s = _next_corner(p) - p, _next_corner(q) - q
-    sx, sy = s[:, None, :, 0], s[:, None, :, 1]  # (K, 1, 4): sides of q
-    rx, ry = r[:, :, None, 0], r[:, :, None, 1]  # (K, 4, 1): edges of p
-    c0 = sx * (p[:, :, None, 1] - q[:, None, :, 1]) - sy * (p[:, :, None, 0] - q[:, None, :, 0])  # (K, 4, 4)
-    c1 = sx * ry - sy * rx
-    tol = 1e-9 * (sx * sx + sy * sy) * (1.0 + np.abs(rx) + np.abs(ry))
-    parallel = np.abs(c1) <= tol
-    inside_line = (c0 > tol) | (keep_shared & (np.abs(c0) <= tol) & (sx * rx + sy * ry > 0))
-    with np.errstate(divide="ignore", invalid="ignore"):
-        t = -c0 / c1
-    t0 = np.maximum(_reduce4(np.maximum, np.where(~parallel & (c1 > 0), t, 0.0)), 0.0)
-    t1 = np.minimum(_reduce4(np.minimum, np.where(~parallel & (c1 < 0), t, 1.0)), 1.0)
-    blocked = _reduce4(np.logical_or, parallel & ~inside_line)
-    span = np.where(blocked, 0.0, np.maximum(t1 - t0, 0.0))
-    return (span * (p[..., 0] * r[..., 1] - p[..., 1] * r[..., 0])).sum(-1)
+    cos, sin = np.cos(pairs[6])[:, None], np.sin(pairs[6])[:, None]  # (2, 1, K)
+    local_x, local_y = _UNIT_X * pairs[3][:, None], _UNIT_Y * pairs[4][:, None]  # (2, 4, K)
+    centre = pairs[:2] - pairs[:2, :1]  # (2, 2, K): a's centre is the origin
+    corners = np.empty((2, *local_x.shape))
+    np.add(local_x * cos - local_y * sin, centre[0][:, None], out=corners[0])
+    np.add(local_x * sin + local_y * cos, centre[1][:, None], out=corners[1])
+    return corners
 
 
-def clipped_quad_intersection_area(a: np.ndarray, b: np.ndarray) -> np.ndarray:
-    """Overlap area of paired CCW convex quads, (K, 4, 2), (K, 4, 2) -> (K,) float64.
+def clipped_quad_intersection_area(quads: np.ndarray) -> np.ndarray:
+    """Overlap area of the two CCW convex quads of each pair: (2, 2, 4, K) planar layout -> (K,) float64.
 
     Same result as ``quad_intersection_area`` with no sorting: the overlap's boundary is the
     part of a's edges inside b plus the part of b's edges inside a, and the shoelace sum over
-    those pieces is twice its area whatever their order. About half the numpy calls, for the
-    small sets a tracker scores every frame. Coordinates are taken relative to a's first
-    corner so that far-away boxes lose no precision.
+    those pieces is twice its area whatever their order. Edge i of one quad is ``p_i + t r_i``,
+    t in [0, 1]; side j of the other keeps ``cross(s_j, x - q_j) >= 0`` (CCW: the left). Each
+    side bounds t from below or above (Cyrus-Beck) and the kept piece [t0, t1] adds
+    ``(t1 - t0) cross(p_i, r_i)`` to twice the area. An edge lying on a side with the same
+    direction is kept on a's side only (a shared boundary counts once); one with the opposite
+    direction (boxes touching from outside) never. Both directions run in one pass.
     """
-    a, b = np.asarray(a, dtype=np.float64), np.asarray(b, dtype=np.float64)
-    if len(a) == 0:
-        return np.zeros(0)
-    k, origin = len(a), a[:, :1]
-    a, b = a - origin, b - origin
-    keep_shared = (np.arange(2 * k) < k)[:, None, None]  # a's edges keep a shared side, b's do not
-    terms = _clipped_edge_terms(np.concatenate((a, b)), np.concatenate((b, a)), keep_shared)
-    return np.maximum(0.5 * (terms[:k] + terms[k:]), 0.0)
+    p, q = quads, quads[:, ::-1]  # each quad's edges, clipped to the other quad of its pair
+    r = np.concatenate((p[:, :, 1:], p[:, :, :1]), axis=2) - p  # edge vectors
+    s = r[:, ::-1]
+    px, py, rx, ry = p[0][:, :, None], p[1][:, :, None], r[0][:, :, None], r[1][:, :, None]  # (2, 4, 1, K): edges i
+    qx, qy, sx, sy = q[0][:, None], q[1][:, None], s[0][:, None], s[1][:, None]  # (2, 1, 4, K): sides j
+    c0 = sx * (py - qy) - sy * (px - qx)  # (2, 4, 4, K)
+    c1 = sx * ry - sy * rx
+    tol = 1e-9 * (sx * sx + sy * sy) * (1.0 + np.abs(rx) + np.abs(ry))
+    parallel = np.abs(c1) <= tol
+    inside_line = (c0 > tol) | (_KEEP_SHARED & (np.abs(c0) <= tol) & (sx * rx + sy * ry > 0))
+    with np.errstate(divide="ignore", invalid="ignore"):
+        t = -c0 / c1
+    crossing = ~parallel
+    t0 = np.where(crossing & (c1 > 0), t, 0.0).max(axis=2, initial=0.0)  # (2, 4, K)
+    t1 = np.where(crossing & (c1 < 0), t, 1.0).min(axis=2, initial=1.0)
+    blocked = (parallel & ~inside_line).any(axis=2)
+    span = np.where(blocked, 0.0, np.maximum(t1 - t0, 0.0))
+    terms = (span * (p[0] * r[1] - p[1] * r[0])).sum(axis=1)  # (2, K): a's edges, b's edges
+    return np.maximum(0.5 * (terms[0] + terms[1]), 0.0)

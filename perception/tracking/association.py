@@ -12,8 +12,8 @@ from collections.abc import Callable
 import numpy as np
 from scipy.optimize import linear_sum_assignment
 
-from perception.core import bev_corners, iou2d
-from perception.core.iou import clipped_quad_intersection_area
+from perception.core import iou2d
+from perception.core.iou import clipped_quad_intersection_area, paired_bev_corners
 from perception.errors import ConfigError
 
 _CHUNK_PAIRS = 20_000
@@ -22,77 +22,77 @@ _CHUNK_PAIRS = 20_000
 # Fixed sub-micrometre offsets put the points of a hull in general position (no duplicates, no
 # three collinear), so a plain strict side test finds each hull edge exactly once; the area
 # moves by less than 1e-6 m^2.
-_JITTER = np.random.default_rng(7).uniform(-1e-7, 1e-7, (16, 2))
+_JITTER = np.random.default_rng(7).uniform(-1e-7, 1e-7, (16, 2)).T[:, :, None]  # (2, 16, 1)
 
 
 def _hull_area(points: np.ndarray) -> np.ndarray:
-    """Area of the convex hull of each of K sets of P <= 16 points: (K, P, 2) -> (K,).
+    """Area of the convex hull of each of K sets of P <= 16 points: (2, P, K) planar layout -> (K,).
 
-    A directed edge i -> j lies on the counter-clockwise hull when every other point is
+    A directed edge i -> j lies on the counter-clockwise hull when every other point k is
     strictly to its left; the shoelace terms of those edges sum to the area, whatever their
-    order. With C[a, b] = cross(p_a, p_b), the side test cross(p_j - p_i, p_k - p_i) is
-    C[j, k] - C[j, i] - C[i, k], so one (K, 8, 8) table serves every triple. C is exactly
-    antisymmetric in floating point, so the test is exactly 0 for k = i and k = j (a point is on
-    its own edge) and, in general position, nowhere else: ``>= 0`` is the strict test on the others.
+    order. With C[a, b] = cross(p_a, p_b), k is left of i -> j when C[j, k] - C[i, k] > C[j, i],
+    so one (P, P, K) table serves every triple. C is exactly antisymmetric in floating point, so
+    k = i and k = j give exactly C[j, i] (a point is on its own edge) and, in general position,
+    no other k comes close: ``min_k (C[j, k] - C[i, k]) >= C[j, i]`` is the strict test on the
+    others (and i = j adds C[i, i] = 0).
     """
-    p = points.shape[1]
-    pts = points - points[:, :1] + _JITTER[:p]  # relative to one of the points: small coordinates
-    C = pts[:, :, None, 0] * pts[:, None, :, 1] - pts[:, :, None, 1] * pts[:, None, :, 0]  # (K, a, b)
-    side = C[:, None, :, :] - C.transpose(0, 2, 1)[:, :, :, None] - C[:, :, None, :]  # (K, i, j, k)
-    edge = (side >= 0).all(-1) & ~np.eye(p, dtype=bool)
-    return 0.5 * (edge * C).sum(axis=(1, 2))
+    n = points.shape[1]
+    pts = points - points[:, :1] + _JITTER[:, :n]  # relative to one of the points: small coordinates
+    x, y = pts[0], pts[1]
+    C = x[:, None] * y[None] - y[:, None] * x[None]  # (a, b, K)
+    lowest = (C[None] - C[:, None]).min(axis=2)  # (i, j, K): min over k of C[j, k] - C[i, k]
+    edge = lowest >= C.transpose(1, 0, 2)
+    return 0.5 * np.where(edge, C, 0.0).sum(axis=(0, 1))
 
 
-def _height_overlap(a: np.ndarray, b: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Paired (K, 7) boxes -> (K,) shared height and (K,) joint height span."""
-    top_a, top_b, bot_a, bot_b = (
-        a[:, 2] + a[:, 5] / 2,
-        b[:, 2] + b[:, 5] / 2,
-        a[:, 2] - a[:, 5] / 2,
-        b[:, 2] - b[:, 5] / 2,
-    )
-    shared = np.clip(np.minimum(top_a, top_b) - np.maximum(bot_a, bot_b), 0.0, None)
-    return shared, np.maximum(top_a, top_b) - np.minimum(bot_a, bot_b)
-
-
-def _paired_iou_giou(a: np.ndarray, b: np.ndarray, generalised: bool) -> np.ndarray:
-    corners = bev_corners(np.concatenate((a, b)))  # one call for both sets
-    ca, cb = corners[: len(a)], corners[len(a) :]
-    shared, span = _height_overlap(a, b)
-    inter = clipped_quad_intersection_area(ca, cb) * shared
-    union = np.maximum(a[:, 3:6].prod(1) + b[:, 3:6].prod(1) - inter, 1e-9)
+def _paired_iou_giou(pairs: np.ndarray, generalised: bool) -> np.ndarray:
+    quads = paired_bev_corners(pairs)
+    half_h = pairs[5] / 2
+    top, bottom = pairs[2] + half_h, pairs[2] - half_h  # (2, K)
+    shared = np.maximum(np.minimum(top[0], top[1]) - np.maximum(bottom[0], bottom[1]), 0.0)
+    inter = clipped_quad_intersection_area(quads) * shared
+    volume = pairs[3] * pairs[4] * pairs[5]
+    union = np.maximum(volume[0] + volume[1] - inter, 1e-9)
     if not generalised:
         return inter / union
-    hull = np.maximum(_hull_area(np.concatenate([ca, cb], axis=1)) * span, 1e-9)
+    span = np.maximum(top[0], top[1]) - np.minimum(bottom[0], bottom[1])
+    hull = np.maximum(_hull_area(quads.reshape(2, 8, -1)) * span, 1e-9)
     return inter / union - (hull - union) / hull
 
 
-def paired_giou3d(a: np.ndarray, b: np.ndarray) -> np.ndarray:
-    """Generalised 3D IoU of paired upright boxes (K, 7), (K, 7) -> (K,) in [-1, 1].
+def paired_giou3d(pairs: np.ndarray) -> np.ndarray:
+    """Generalised 3D IoU of paired upright boxes, (7, 2, K) -> (K,) in [-1, 1] (layout: ``pair_fields``).
 
     GIoU = IoU - (V_hull - V_union) / V_hull, the hull being the BEV convex hull of both boxes
     extruded over their joint height span (as AB3DMOT's ``giou_3d``).
     """
-    return _paired_iou_giou(a, b, True)
+    return _paired_iou_giou(pairs, True)
 
 
-def paired_iou3d(a: np.ndarray, b: np.ndarray) -> np.ndarray:
-    """3D IoU of paired upright boxes (K, 7), (K, 7) -> (K,)."""
-    return _paired_iou_giou(a, b, False)
+def paired_iou3d(pairs: np.ndarray) -> np.ndarray:
+    """3D IoU of paired upright boxes, (7, 2, K) -> (K,)."""
+    return _paired_iou_giou(pairs, False)
 
 
-def paired_iou_bev(a: np.ndarray, b: np.ndarray) -> np.ndarray:
-    inter = clipped_quad_intersection_area(bev_corners(a), bev_corners(b))
-    return inter / np.maximum(a[:, 3] * a[:, 4] + b[:, 3] * b[:, 4] - inter, 1e-9)
+def paired_iou_bev(pairs: np.ndarray) -> np.ndarray:
+    """BEV IoU of paired boxes, (7, 2, K) -> (K,)."""
+    inter = clipped_quad_intersection_area(paired_bev_corners(pairs))
+    area = pairs[3] * pairs[4]
+    return inter / np.maximum(area[0] + area[1] - inter, 1e-9)
 
 
-# name -> function of paired tracks (K, 7) and detections (K, 7) -> (K,) similarity, higher is better
-SIMILARITIES_3D: dict[str, Callable[[np.ndarray, np.ndarray], np.ndarray]] = {
+def pair_fields(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """Paired boxes (K, 7), (K, 7) -> (7, 2, K): field, box (a, b), pair; the layout of ``SIMILARITIES_3D``."""
+    return np.stack((a.T, b.T), axis=1)
+
+
+# name -> function of paired tracks and detections (7, 2, K) -> (K,) similarity, higher is better
+SIMILARITIES_3D: dict[str, Callable[[np.ndarray], np.ndarray]] = {
     "iou_3d": paired_iou3d,
     "giou_3d": paired_giou3d,
     "iou_bev": paired_iou_bev,
-    "dist_3d": lambda a, b: -np.sqrt(((a[:, :3] - b[:, :3]) ** 2).sum(-1)),
-    "dist_bev": lambda a, b: -np.sqrt(((a[:, :2] - b[:, :2]) ** 2).sum(-1)),
+    "dist_3d": lambda pairs: -np.sqrt(((pairs[:3, 0] - pairs[:3, 1]) ** 2).sum(0)),
+    "dist_bev": lambda pairs: -np.sqrt(((pairs[:2, 0] - pairs[:2, 1]) ** 2).sum(0)),
 }
 
 
@@ -102,10 +102,10 @@ def similarity_3d(name: str, tracks: np.ndarray, dets: np.ndarray, gate_m: float
     sim = np.full((len(tracks), len(dets)), -np.inf)
     if sim.size == 0:
         return sim
-    d2 = ((tracks[:, None, :2] - dets[None, :, :2]) ** 2).sum(-1)
-    ii, jj = np.nonzero(d2 <= gate_m * gate_m)
+    dx, dy = tracks[:, None, 0] - dets[None, :, 0], tracks[:, None, 1] - dets[None, :, 1]
+    ii, jj = np.nonzero(dx * dx + dy * dy <= gate_m * gate_m)
     if len(ii):
-        sim[ii, jj] = SIMILARITIES_3D[name](tracks[ii], dets[jj])
+        sim[ii, jj] = SIMILARITIES_3D[name](pair_fields(tracks[ii], dets[jj]))
     return sim
 
 
@@ -117,7 +117,7 @@ def giou3d(a: np.ndarray, b: np.ndarray) -> np.ndarray:
     ii, jj = np.nonzero(np.ones(out.shape, bool))
     for s in range(0, len(ii), _CHUNK_PAIRS):
         i, j = ii[s : s + _CHUNK_PAIRS], jj[s : s + _CHUNK_PAIRS]
-        out[i, j] = paired_giou3d(a[i], b[j])
+        out[i, j] = paired_giou3d(pair_fields(a[i], b[j]))
     return out
 
 
