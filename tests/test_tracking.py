@@ -304,3 +304,48 @@ def test_kalman_predict_equals_transition_matrix_products():
     x_ref, P_ref = kf.x @ F.T, F @ kf.P @ F.T + np.diag(kf.q * 0.7)
     kf.predict(0.7)
     assert np.allclose(kf.x, x_ref) and np.allclose(kf.P, P_ref)
+
+
+@pytest.mark.parametrize("coupled", [False, True])
+def test_kalman_update_equals_textbook_gain(coupled):
+    """Diagonal S (what the filter's own steps produce) takes reciprocals, any other S the full inverse."""
+    from perception.tracking.kalman import BatchKalman
+
+    rng = np.random.default_rng(1)
+    kf = BatchKalman(tuple(rng.uniform(0.1, 1, 7)), tuple(rng.uniform(0.1, 1, 10)), (10.0,) * 7 + (1e4,) * 3, 3)
+    kf.add(rng.normal(size=(6, 7)))
+    kf.predict(1.0)
+    kf.update(np.array([1, 3]), rng.normal(size=(2, 7)))
+    kf.predict(0.5)
+    if coupled:
+        L = rng.normal(size=(6, 10, 10))
+        kf.P = L @ L.transpose(0, 2, 1)
+    idx, z = np.array([0, 1, 4]), rng.normal(size=(3, 7))
+    P, x = kf.P[idx], kf.x[idx]
+    S = P[:, :7, :7] + kf.R
+    assert np.count_nonzero(S - S * np.eye(7)) == (S.size - 21 if coupled else 0)
+    K = P[:, :, :7] @ np.linalg.inv(S)
+    x_ref = x + (K @ (z - x[:, :7])[:, :, None])[:, :, 0]
+    P_ref = P - K @ P[:, :7, :]
+    kf.update(idx, z)
+    assert np.allclose(kf.x[idx], x_ref) and np.allclose(kf.P[idx], P_ref)
+
+
+def test_hungarian_equals_scipy_with_and_without_competing_pairs():
+    from scipy.optimize import linear_sum_assignment
+
+    rng = np.random.default_rng(2)
+    for trial in range(200):
+        n, m = rng.integers(1, 7, 2)
+        sim = np.where(rng.random((n, m)) < 0.3, rng.uniform(-1, 1, (n, m)), -np.inf)
+        if trial % 2:  # at most one valid pair per row and per column
+            keep = np.zeros((n, m), bool)
+            rows, cols = rng.permutation(n)[: min(n, m)], rng.permutation(m)[: min(n, m)]
+            keep[rows, cols] = True
+            sim = np.where(keep, sim, -np.inf)
+        ok = sim >= 0.0
+        r, c = linear_sum_assignment(np.where(ok, sim, -1e6), maximize=True)
+        expected = sorted((i, j) for i, j in zip(r.tolist(), c.tolist()) if ok[i, j])
+        got_r, got_c = match(sim, 0.0, "hungarian")
+        assert sorted(zip(got_r.tolist(), got_c.tolist())) == expected
+        assert got_r.dtype == got_c.dtype == np.int64

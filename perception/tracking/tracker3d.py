@@ -113,11 +113,13 @@ class Tracker3D:
             self._last_ts = timestamp_s
         dets = boxes.transformed(ego_pose) if ego_pose is not None else boxes
         scores = dets.scores if dets.scores is not None else np.ones(len(dets), np.float32)
+        present = set(dets.labels.tolist())
         outs = []
-        for label in sorted(set(self._sets) | set(np.unique(dets.labels).tolist())):
-            idx = np.flatnonzero(dets.labels == label)
-            sub_attrs = {k: v[idx] for k, v in dets.attributes.items()}
-            outs.append(self._step_class(label, dets.xyz_lwh_yaw[idx].astype(np.float64), scores[idx], sub_attrs, dt))
+        for label in sorted(set(self._sets) | present):
+            # one class in the frame (the usual case): views of every detection, no per-class copies
+            sel = slice(None) if present == {label} else np.flatnonzero(dets.labels == label)
+            sub_attrs = {k: v[sel] for k, v in dets.attributes.items()}
+            outs.append(self._step_class(label, dets.xyz_lwh_yaw[sel].astype(np.float64), scores[sel], sub_attrs, dt))
         out = outs[0] if len(outs) == 1 else Boxes3D.concatenate(outs) if outs else _empty_tracks()
         return out.transformed(ego_pose.inverse()) if ego_pose is not None else out
 
@@ -131,10 +133,10 @@ class Tracker3D:
         else:
             sim = similarity_3d(p.similarity, pred, z, p.gate_m)
         rows, cols = match(sim, p.threshold, p.matcher)
-        zm = z[cols].copy()
-        diff = wrap_angle(zm[:, _YAW] - pred[rows, _YAW])
+        zm, pred_yaw = z[cols], pred[rows, _YAW]
+        diff = wrap_angle(zm[:, _YAW] - pred_yaw)
         flip = np.abs(diff) > np.pi / 2  # a detector's heading is often off by pi: keep the track's
-        zm[:, _YAW] = pred[rows, _YAW] + wrap_angle(diff + np.where(flip, np.pi, 0.0))
+        zm[:, _YAW] = pred_yaw + wrap_angle(diff + np.where(flip, np.pi, 0.0))
         ts.kf.update(rows, zm)
         ts.kf.x[:, _YAW] = wrap_angle(ts.kf.x[:, _YAW])
         ts.step(rows, scores.astype(np.float64), attrs, cols)
@@ -142,8 +144,9 @@ class Tracker3D:
         unmatched[cols] = False
         ts.birth(z[unmatched], scores[unmatched], {k: v[unmatched] for k, v in attrs.items()})
         show = ts.reported(self._frames)
-        boxes = ts.kf.x[:, :7].copy()
+        boxes = ts.kf.x[:, :7]
         if p.report_detection:
+            boxes = boxes.copy()
             boxes[rows, :3] = zm[:, :3]
         out = Boxes3D(
             boxes[show],
