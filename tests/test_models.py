@@ -34,11 +34,11 @@ TINY = {
 def test_assign_pillars_cells_trash_and_point_limit():
     grid = PillarGrid([0, 0, -1, 4, 2, 1], [1.0, 1.0])  # 4 columns x 2 rows
     xyz = torch.tensor([[0.5, 0.5, 0], [3.5, 1.5, 0], [3.6, 1.2, 0], [3.7, 1.9, 0], [9.0, 0.5, 0], [0.5, 0.5, 5.0]])
-    cell, _, _ = assign_pillars(xyz, torch.zeros(6, dtype=torch.long), grid, 1, max_points=0)
+    cell = assign_pillars(xyz, torch.zeros(6, dtype=torch.long), grid, 1, max_points=0).cell
     assert cell.tolist() == [0, 7, 7, 7, 8, 8]  # row 1 col 3 = 7; out of range x and z -> trash 8
-    limited, _, _ = assign_pillars(xyz, torch.zeros(6, dtype=torch.long), grid, 1, max_points=2)
+    limited = assign_pillars(xyz, torch.zeros(6, dtype=torch.long), grid, 1, max_points=2).cell
     assert limited.tolist() == [0, 7, 7, 8, 8, 8]  # the third point of cell 7 goes to the trash
-    second, _, _ = assign_pillars(xyz, torch.ones(6, dtype=torch.long), grid, 2, max_points=0)
+    second = assign_pillars(xyz, torch.ones(6, dtype=torch.long), grid, 2, max_points=0).cell
     assert second.tolist() == [8, 15, 15, 15, 16, 16]  # sample 1 starts after 8 cells; trash = 16
 
 
@@ -61,6 +61,29 @@ def test_box_coder_round_trip_and_direction():
     assert torch.allclose(res[0, 0], torch.tensor(0.5 / math.hypot(3.9, 1.6)))
     assert torch.allclose(box_coder.decode(res, anchors), boxes, atol=1e-5)
     assert box_coder.direction_bin(torch.tensor([0.0, math.pi, -math.pi / 2]), math.pi / 4).tolist() == [1, 0, 1]
+
+
+def test_center_head_decodes_its_own_targets_with_class_priors():
+    """Targets written into perfect outputs decode to the boxes again: offsets, the priors added
+    back per class (height, log size), yaw from (sin, cos) of twice the angle plus the direction bin."""
+    model = build_model({**TINY, "head": "center", "anchor_sizes": [[4.0, 1.7, 1.5], [0.8, 0.6, 1.7], [1.8, 0.6, 1.7]],
+                         "anchor_z": [-1.0, -0.6, -0.7]})  # fmt: skip
+    head = model.head
+    boxes = torch.tensor([[5.3, 2.7, -0.9, 4.4, 1.8, 1.4, 0.3], [9.6, -4.2, -0.5, 0.7, 0.5, 1.9, 2.8]])
+    labels = torch.tensor([0, 1])
+    heat, reg, ind, valid, backwards = head.targets(boxes, labels)
+    assert valid.all() and (reg[:, 2:6].abs() < 0.3).all()  # residuals to the priors are small
+    g = head.fgrid
+    out = {"heat": torch.where(heat >= 1, 9.0, -9.0)[None], "reg": torch.zeros(1, 8, g.H * g.W),
+           "dir": torch.zeros(1, 2, g.H * g.W)}  # fmt: skip
+    out["reg"][0][:, ind] = reg.T
+    out["dir"][0, 1, ind] = torch.where(backwards == 1, 5.0, -5.0)
+    out = {k: v.reshape(1, -1, g.H, g.W) for k, v in out.items()}
+    decoded, scores, dec_labels = head.decode(out)
+    top = scores > 0.5
+    order = torch.argsort(decoded[top][:, 0])
+    assert dec_labels[top][order].tolist() == [0, 1]
+    assert torch.allclose(decoded[top][order], boxes, atol=1e-4)
 
 
 def test_aligned_iou_and_nearest_bev():
@@ -173,9 +196,9 @@ def test_assign_pillars_point_limit_matches_a_python_count():
     g = torch.Generator().manual_seed(0)
     xyz = torch.rand(400, 3, generator=g) * torch.tensor([3.6, 2.4, 2.4]) - torch.tensor([0.3, 0.2, 1.2])
     batch_idx = torch.randint(0, 2, (400,), generator=g)
-    full, _, _ = assign_pillars(xyz, batch_idx, grid, 2, max_points=0)
+    full = assign_pillars(xyz, batch_idx, grid, 2, max_points=0).cell
     for k in (1, 5, 40):
-        limited, _, _ = assign_pillars(xyz, batch_idx, grid, 2, max_points=k)
+        limited = assign_pillars(xyz, batch_idx, grid, 2, max_points=k).cell
         seen: dict[int, int] = {}
         expected = []
         for c in full.tolist():

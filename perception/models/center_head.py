@@ -2,7 +2,11 @@
 height, log size and (sin, cos) of twice the yaw of the object centred there, plus a 2-way
 direction classifier (does it face backwards?) that resolves the pi ambiguity: regressing the yaw
 itself averages cars facing 0 and pi into nonsense early in training. Decoding takes heat-map
-peaks (3x3 max-pool) and a fixed top-K, so the exported graph has fixed-size outputs."""
+peaks (3x3 max-pool) and a fixed top-K, so the exported graph has fixed-size outputs.
+
+Height and log size are regressed relative to a per-class prior (a typical size and centre height,
+as an anchor would give): the network starts near the right answer instead of having to learn
+offsets of log(4 m) first, which is what limited box precision in short CPU trainings."""
 
 from __future__ import annotations
 
@@ -14,18 +18,25 @@ from torch import nn
 
 from perception.models.heads import FeatureGrid, LossTerms
 
-REG_CHANNELS = 8  # off_x, off_y, z, log l, log w, log h, sin 2 yaw, cos 2 yaw
+REG_CHANNELS = 8  # off_x, off_y, z - prior, log l/prior, log w/prior, log h/prior, sin 2 yaw, cos 2 yaw
 
 
 class CenterHead(nn.Module):
-    """Input (B, C, H, W) -> heat (B, K, H, W) logits and reg (B, 8, H, W)."""
+    """Input (B, C, H, W) -> heat (B, K, H, W) logits and reg (B, 8, H, W).
+
+    ``size_priors`` (K, 3) l, w, h and ``z_priors`` (K,) centre heights, per class, in metres."""
 
     def __init__(
-        self, in_channels: int, fgrid: FeatureGrid, num_classes: int, losses: LossTerms, head_channels: int = 64,
+        self, in_channels: int, fgrid: FeatureGrid, num_classes: int, losses: LossTerms,
+        size_priors: list[list[float]], z_priors: list[float], head_channels: int = 64,
         max_detections: int = 100, min_radius: int = 2, min_overlap: float = 0.1,
     ):  # fmt: skip
         super().__init__()
+        if not len(size_priors) == len(z_priors) == num_classes:
+            raise ValueError(f"size and height priors need one entry per class ({num_classes})")
         self.fgrid, self.num_classes, self.losses = fgrid, num_classes, losses
+        self.register_buffer("log_size_prior", torch.log(torch.tensor(size_priors, dtype=torch.float32)))
+        self.register_buffer("z_prior", torch.tensor(z_priors, dtype=torch.float32))
         self.max_detections, self.min_radius, self.min_overlap = max_detections, min_radius, min_overlap
         self.shared = nn.Sequential(
             nn.Conv2d(in_channels, head_channels, 3, padding=1, bias=False), nn.BatchNorm2d(head_channels), nn.ReLU()
@@ -54,10 +65,11 @@ class CenterHead(nn.Module):
         g = self.fgrid
         x = g.x0 + (col.to(reg.dtype) + reg[0]) * g.cell_x
         y = g.y0 + (row.to(reg.dtype) + reg[1]) * g.cell_y
-        size = torch.exp(reg[3:6].clamp(max=6.0))
+        size = torch.exp((reg[3:6] + self.log_size_prior[labels].T).clamp(max=6.0))
+        z = reg[2] + self.z_prior[labels]
         backwards = torch.argmax(out["dir"][0].float().reshape(2, -1)[:, cell], dim=0).to(reg.dtype)
         yaw = torch.atan2(reg[6], reg[7]) / 2 + math.pi * backwards
-        boxes = torch.stack([x, y, reg[2], size[0], size[1], size[2], yaw], dim=1)
+        boxes = torch.stack([x, y, z, size[0], size[1], size[2], yaw], dim=1)
         return boxes, scores, labels
 
     def loss(
@@ -101,8 +113,9 @@ class CenterHead(nn.Module):
             near = (dx.abs() <= radius[:, None, None]) & (dy.abs() <= radius[:, None, None]) & valid[:, None, None]
             g_m = g_m * near.to(boxes.dtype)
             heat = heat.scatter_reduce(0, labels[:, None, None].expand(-1, H, W), g_m, "amax")
+        log_size = torch.log(boxes[:, 3:6].clamp(min=1e-3)) - self.log_size_prior[labels]
         reg = torch.stack(
-            [u - col, v - row, boxes[:, 2], *torch.log(boxes[:, 3:6].clamp(min=1e-3)).unbind(1), torch.sin(2 * boxes[:, 6]), torch.cos(2 * boxes[:, 6])],
+            [u - col, v - row, boxes[:, 2] - self.z_prior[labels], *log_size.unbind(1), torch.sin(2 * boxes[:, 6]), torch.cos(2 * boxes[:, 6])],
             dim=1,
         )  # fmt: skip
         backwards = (torch.cos(boxes[:, 6]) < 0).long()

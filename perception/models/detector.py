@@ -41,8 +41,10 @@ MODEL_DEFAULTS: dict[str, Any] = {
     "dropout": 0.0,  # Dropout2d before the head
     "head": "anchor",  # anchor | center
     "head_channels": 64,  # center head shared conv width
-    "anchor_sizes": [[3.9, 1.6, 1.56], [0.8, 0.6, 1.73], [1.76, 0.6, 1.73]],  # l w h per class
-    "anchor_z": [-1.0, -0.6, -0.6],  # anchor centre height per class (ego frame)
+    # typical l w h and centre height (ego frame) per class: the anchor head's anchors, the centre
+    # head's priors that size and height are regressed relative to
+    "anchor_sizes": [[3.9, 1.6, 1.56], [0.8, 0.6, 1.73], [1.76, 0.6, 1.73]],
+    "anchor_z": [-1.0, -0.6, -0.6],
     "pos_iou": [0.6, 0.5, 0.5],
     "neg_iou": [0.45, 0.35, 0.35],
     "max_detections": 100,  # fixed top-K of the graph output
@@ -85,8 +87,8 @@ def build_model(model_cfg: dict[str, Any], losses: LossTerms | None = None) -> P
     if bad:
         raise ConfigError(f"unknown model.decorations {sorted(bad)}; valid: {', '.join(DECORATIONS)}")
     n_cls = len(m["classes"])
-    for key in ("score_thresholds",) + (
-        ("anchor_sizes", "anchor_z", "pos_iou", "neg_iou") if m["head"] == "anchor" else ()
+    for key in ("score_thresholds", "anchor_sizes", "anchor_z") + (
+        ("pos_iou", "neg_iou") if m["head"] == "anchor" else ()
     ):
         if len(m[key]) != n_cls:
             raise ConfigError(f"model.{key} has {len(m[key])} entries for {n_cls} classes {m['classes']}")
@@ -116,7 +118,10 @@ def build_model(model_cfg: dict[str, Any], losses: LossTerms | None = None) -> P
             m["max_detections"],
         )
     else:
-        head = CenterHead(neck.out_channels, fgrid, n_cls, losses, m["head_channels"], m["max_detections"])
+        head = CenterHead(
+            neck.out_channels, fgrid, n_cls, losses, m["anchor_sizes"], m["anchor_z"], m["head_channels"],
+            m["max_detections"],
+        )
     return PillarDetector(encoder, backbone, neck, head, m["dropout"])
 
 
