@@ -8,6 +8,8 @@ points and no data-dependent shape: the graph exports to ONNX (opset 18) as it i
 
 from __future__ import annotations
 
+from typing import NamedTuple
+
 import torch
 from torch import nn
 
@@ -34,45 +36,75 @@ class PillarGrid:
         return self.nx * self.ny
 
 
-def assign_pillars(xyz: torch.Tensor, batch_idx: torch.Tensor, grid: PillarGrid, batch_size: int, max_points: int):
-    """Cell of every point.
+class Pillars(NamedTuple):
+    """The pillar of every point, from ``assign_pillars``."""
+
+    cell: torch.Tensor  # (N,) int64 in [0, batch_size * cells]; the last value is the trash cell
+    counts: torch.Tensor  # (batch_size * cells + 1,) int32 points kept per cell (the trash entry is no pillar)
+    col: torch.Tensor  # (N,) float grid column, clamped into the grid (meaningless for trash points)
+    row: torch.Tensor  # (N,) float grid row, likewise
+
+
+def assign_pillars(
+    xyz: torch.Tensor, batch_idx: torch.Tensor, grid: PillarGrid, batch_size: int, max_points: int
+) -> Pillars:
+    """Cell of every point and the number of points kept per cell.
 
     Args:
         xyz: (N, 3) float32 points (ego frame, metres).
         batch_idx: (N,) int64 sample of every point.
         max_points: points kept per pillar (in input order); 0 keeps all.
-
-    Returns:
-        cell: (N,) int64 in [0, batch_size * cells]; the last value is the trash cell.
-        col, row: (N,) int64 grid column and row (meaningless for trash points).
     """
     x0, y0, z0, _, _, z1 = grid.point_range
-    # one contiguous pass per axis: broadcasting over the (N, 3) view and reducing over its short
-    # last dimension took several times longer than these 1-D passes
-    col = torch.floor((xyz[:, 0] - x0) / grid.voxel_size[0])
-    row = torch.floor((xyz[:, 1] - y0) / grid.voxel_size[1])
-    level = (xyz[:, 2] - z0) / (z1 - z0)  # inside the z range iff 0 <= level < 1 (floor(level) == 0)
-    inside = (col >= 0) & (col < grid.nx) & (row >= 0) & (row < grid.ny) & (level >= 0) & (level < 1)
+    x, y, z = xyz.unbind(1)
+    col_raw = (x - x0).div_(grid.voxel_size[0]).floor_()
+    row_raw = (y - y0).div_(grid.voxel_size[1]).floor_()
+    level = (z - z0).div_(z1 - z0).floor_()  # 0 inside the z range
+    # Comparisons and where() cost several arithmetic passes each (their boolean tensors are not
+    # vectorised), so the range test is arithmetic: clamp into the grid; a point is outside iff
+    # that moved it or its level is not 0. NaN clamps to NaN, which counts as outside.
+    col = col_raw.clamp(0, grid.nx - 1).nan_to_num_()
+    row = row_raw.clamp(0, grid.ny - 1).nan_to_num_()
+    moved = col_raw.sub_(col).abs_().add_(row_raw.sub_(row).abs_()).add_(level.abs_())
     trash = batch_size * grid.cells
-    # int32 keeps the index arithmetic and the sort below about twice as fast as int64
-    cell = batch_idx.to(torch.int32) * grid.cells + row.to(torch.int32) * grid.nx + col.to(torch.int32)
-    cell = torch.where(inside, cell, torch.full_like(cell, trash))
+    cell = row.to(torch.int64).mul_(grid.nx).add_(col.to(torch.int64)).add_(batch_idx * grid.cells)
+    # every cell is below trash, so raising the cells to trash-or-0 moves exactly the outside points
+    cell.clamp_(min=moved.clamp_(max=1).nan_to_num_(1.0).to(torch.int64).mul_(trash))
+    counts = cell.new_zeros(trash + 1, dtype=torch.int32)
+    counts.scatter_add_(0, cell, counts.new_ones(1).expand(cell.shape[0]))
     if max_points > 0:
-        cell = _drop_beyond_limit(cell, max_points, trash)
-    return cell.long(), col.long(), row.long()
+        _drop_beyond_limit(cell, counts, max_points, trash)
+        counts.clamp_(max=max_points)
+    return Pillars(cell, counts, col, row)
 
 
-def _drop_beyond_limit(cell: torch.Tensor, max_points: int, trash: int) -> torch.Tensor:
-    """(N,) cells with every point after the first ``max_points`` of its cell (input order) moved to ``trash``.
+def _drop_beyond_limit(cell: torch.Tensor, counts: torch.Tensor, max_points: int, trash: int) -> None:
+    """Move every point after the first ``max_points`` of its cell (input order) to ``trash``, in place.
 
-    After a stable sort the points of a cell are one contiguous run in input order, so a point is
-    beyond the limit exactly when the point ``max_points`` places before it has the same cell: one
-    shifted comparison instead of counting the cells and ranking within them.
+    Only cells holding more than ``max_points`` points (``counts``, before the limit) need ranking.
+    They get keys 1..K and all other points key 0; after a stable sort of the keys the points of
+    an overfull cell are one run in input order, so a point is beyond the limit exactly when the
+    point ``max_points`` places before it has the same non-zero key. K <= N / (max_points + 1), so
+    the keys mostly fit int16, whose radix sort takes half the passes of int32. (The trash cell
+    may be overfull too: its "dropped" points stay in the trash.)
     """
-    sorted_cell, order = torch.sort(cell, stable=True)
-    before = torch.cat([torch.full_like(sorted_cell[:max_points], -1), sorted_cell])[: cell.shape[0]]
-    kept_sorted = torch.where(before == sorted_cell, torch.full_like(sorted_cell, trash), sorted_cell)
-    return torch.empty_like(cell).scatter(0, order, kept_sorted)
+    n = cell.shape[0]
+    small = isinstance(n, int) and n // (max_points + 1) < 2**15  # a symbolic n (export) keeps int32
+    key_dtype = torch.int16 if small else torch.int32
+    overfull = (counts - max_points).clamp_(0, 1).to(key_dtype)
+    key_of_cell = torch.cumsum(overfull, 0, dtype=key_dtype).mul_(overfull)
+    sorted_key, order = torch.sort(key_of_cell.index_select(0, cell), stable=True)
+    earlier, later = sorted_key[:-max_points], sorted_key[max_points:]
+    # keys ascend, so later >= earlier: 1 where earlier is non-zero and later equals it
+    drop_later = earlier.clamp(max=1).sub_((later - earlier).clamp_(max=1)).clamp_(min=0)
+    drop = sorted_key.new_zeros(n).scatter_(0, order[max_points:], drop_later)
+    cell.clamp_(min=drop.to(cell.dtype).mul_(trash))
+
+
+def pillar_means(xyz: torch.Tensor, pillars: Pillars) -> torch.Tensor:
+    """(batch_size * cells + 1, 3) mean of the kept points of every cell (0 where there are none)."""
+    sums = xyz.new_zeros(pillars.counts.shape[0], 3).scatter_add_(0, pillars.cell[:, None].expand(-1, 3), xyz)
+    return sums / pillars.counts.clamp(min=1)[:, None]
 
 
 class PillarFeatureNet(nn.Module):
@@ -103,18 +135,14 @@ class PillarFeatureNet(nn.Module):
         """(N, C) points, (N,) sample index -> (B, C_out, ny, nx) pseudo-image."""
         grid = self.grid
         n_cells = batch_size * grid.cells + 1
-        cell, col, row = assign_pillars(points[:, :3], batch_idx, grid, batch_size, self.max_points)
+        pillars = assign_pillars(points[:, :3], batch_idx, grid, batch_size, self.max_points)
+        cell = pillars.cell
         feats = [points]
         if "mean_offset" in self.decorations:
-            ones = torch.ones_like(points[:, :1])
-            sums = points.new_zeros(n_cells, 4).scatter_add(
-                0, cell[:, None].expand(-1, 4), torch.cat([points[:, :3], ones], 1)
-            )
-            mean = sums[:, :3] / sums[:, 3:].clamp(min=1.0)
-            feats.append(points[:, :3] - mean[cell])
+            feats.append(points[:, :3] - pillar_means(points[:, :3], pillars).index_select(0, cell))
         if "centre_offset" in self.decorations:
-            cx = grid.point_range[0] + (col.to(points.dtype) + 0.5) * grid.voxel_size[0]
-            cy = grid.point_range[1] + (row.to(points.dtype) + 0.5) * grid.voxel_size[1]
+            cx = grid.point_range[0] + (pillars.col + 0.5) * grid.voxel_size[0]
+            cy = grid.point_range[1] + (pillars.row + 0.5) * grid.voxel_size[1]
             feats.append(torch.stack([points[:, 0] - cx, points[:, 1] - cy], 1))
         if "distance" in self.decorations:
             feats.append(torch.linalg.vector_norm(points[:, :2], dim=1, keepdim=True))
