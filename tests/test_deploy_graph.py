@@ -12,7 +12,7 @@ from hypothesis import strategies as st
 
 from perception.core import bev_iou
 from perception.deploy.graph import DetectorGraph, descending_order, greedy_nms_keep
-from perception.deploy.rotated_iou import pairwise_bev_iou
+from perception.models.rotated_iou import aligned_bev_iou, pairwise_bev_iou
 from perception.models import build_model, postprocess, rotated_nms
 from perception.models.detector import model_settings
 
@@ -57,6 +57,15 @@ def test_rotated_iou_identical_flush_and_touching_boxes():
     assert iou[0, 2] == 0.0 and iou[2, 0] == 0.0  # sharing an edge from outside: no overlap
     assert np.allclose(pairwise_bev_iou(torch.from_numpy(_boxes(np.random.default_rng(1), 30, far=60))).numpy(),
                        bev_iou(*[_boxes(np.random.default_rng(1), 30, far=60)] * 2), atol=2e-5)  # fmt: skip
+
+
+def test_aligned_rotated_iou_is_the_diagonal_of_core_bev_iou():
+    rng = np.random.default_rng(2)
+    a, b = _boxes(rng, 40, far=30), _boxes(rng, 40, far=30)
+    b[::2] = a[::2] + np.array([0.3, -0.2, 0, 0.1, 0, 0, 0.2], np.float32)  # half of them overlapping
+    ours = aligned_bev_iou(torch.from_numpy(a), torch.from_numpy(b)).numpy()
+    ref = np.diag(bev_iou(a, b))
+    assert np.allclose(ours, ref, atol=2e-5) and (ref[::2] > 0).all()
 
 
 def test_descending_order_is_stable():

@@ -75,15 +75,19 @@ def test_center_head_decodes_its_own_targets_with_class_priors():
     assert valid.all() and (reg[:, 2:6].abs() < 0.3).all()  # residuals to the priors are small
     g = head.fgrid
     out = {"heat": torch.where(heat >= 1, 9.0, -9.0)[None], "reg": torch.zeros(1, 8, g.H * g.W),
-           "dir": torch.zeros(1, 2, g.H * g.W)}  # fmt: skip
+           "dir": torch.zeros(1, 2, g.H * g.W), "iou": torch.full((1, 1, g.H * g.W), 20.0)}  # fmt: skip
     out["reg"][0][:, ind] = reg.T
     out["dir"][0, 1, ind] = torch.where(backwards == 1, 5.0, -5.0)
+    out["iou"][0, 0, ind[1]] = math.log(0.25 / 0.75)  # predicted IoU 0.25 for the pedestrian
     out = {k: v.reshape(1, -1, g.H, g.W) for k, v in out.items()}
     decoded, scores, dec_labels = head.decode(out)
-    top = scores > 0.5
+    top = scores > 0.3
     order = torch.argsort(decoded[top][:, 0])
     assert dec_labels[top][order].tolist() == [0, 1]
     assert torch.allclose(decoded[top][order], boxes, atol=1e-4)
+    heat_score = torch.sigmoid(torch.tensor(9.0))
+    expected = heat_score**0.5 * torch.tensor([1.0, 0.25**0.5])  # heat ** (1 - a) * iou ** a, a = 0.5
+    assert torch.allclose(scores[top][order], expected, atol=1e-5)
 
 
 def test_aligned_iou_and_nearest_bev():

@@ -21,7 +21,7 @@ from typing import Any
 import torch
 from torch import nn
 
-from perception.deploy.rotated_iou import pairwise_bev_iou
+from perception.models.rotated_iou import pairwise_bev_iou
 
 OUTPUT_NAMES = ("boxes", "scores", "labels", "num_detections")
 

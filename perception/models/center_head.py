@@ -6,7 +6,12 @@ peaks (3x3 max-pool) and a fixed top-K, so the exported graph has fixed-size out
 
 Height and log size are regressed relative to a per-class prior (a typical size and centre height,
 as an anchor would give): the network starts near the right answer instead of having to learn
-offsets of log(4 m) first, which is what limited box precision in short CPU trainings."""
+offsets of log(4 m) first, which is what limited box precision in short CPU trainings.
+
+An IoU branch predicts, at every cell, the BEV IoU of the box decoded there with its object
+(trained on the object centres against the detached decoded boxes), and the output score is
+``heat ** (1 - a) * iou ** a`` (``iou_power`` a; IoU-aware rescoring as in CIA-SSD / AFDet): strict
+metrics (KITTI Car at IoU 0.7) rank well-placed boxes first."""
 
 from __future__ import annotations
 
@@ -17,6 +22,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from perception.models.heads import FeatureGrid, LossTerms
+from perception.models.rotated_iou import aligned_bev_iou
 
 REG_CHANNELS = 8  # off_x, off_y, z - prior, log l/prior, log w/prior, log h/prior, sin 2 yaw, cos 2 yaw
 
@@ -29,7 +35,7 @@ class CenterHead(nn.Module):
     def __init__(
         self, in_channels: int, fgrid: FeatureGrid, num_classes: int, losses: LossTerms,
         size_priors: list[list[float]], z_priors: list[float], head_channels: int = 64,
-        max_detections: int = 100, min_radius: int = 2, min_overlap: float = 0.1,
+        max_detections: int = 100, iou_power: float = 0.5, min_radius: int = 2, min_overlap: float = 0.1,
     ):  # fmt: skip
         super().__init__()
         if not len(size_priors) == len(z_priors) == num_classes:
@@ -38,17 +44,33 @@ class CenterHead(nn.Module):
         self.register_buffer("log_size_prior", torch.log(torch.tensor(size_priors, dtype=torch.float32)))
         self.register_buffer("z_prior", torch.tensor(z_priors, dtype=torch.float32))
         self.max_detections, self.min_radius, self.min_overlap = max_detections, min_radius, min_overlap
+        self.iou_power = iou_power
         self.shared = nn.Sequential(
             nn.Conv2d(in_channels, head_channels, 3, padding=1, bias=False), nn.BatchNorm2d(head_channels), nn.ReLU()
         )
         self.heat = nn.Conv2d(head_channels, num_classes, 3, padding=1)
         self.reg = nn.Conv2d(head_channels, REG_CHANNELS, 3, padding=1)
         self.dir = nn.Conv2d(head_channels, 2, 3, padding=1)
+        self.iou = nn.Conv2d(head_channels, 1, 3, padding=1)
         nn.init.constant_(self.heat.bias, -2.19)  # prior 0.1 (CenterNet)
 
     def forward(self, x: torch.Tensor) -> dict[str, torch.Tensor]:
         x = self.shared(x)
-        return {"heat": self.heat(x), "reg": self.reg(x), "dir": self.dir(x)}
+        return {"heat": self.heat(x), "reg": self.reg(x), "dir": self.dir(x), "iou": self.iou(x)}
+
+    def boxes_at(self, out: dict[str, torch.Tensor], sample: int, cell: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
+        """(K, 7) boxes decoded at flat feature cells ``cell`` (K,) of one sample, for classes ``labels`` (K,)."""
+        g = self.fgrid
+        reg = out["reg"][sample].float().reshape(REG_CHANNELS, -1)[:, cell]  # (8, K)
+        row = torch.div(cell, g.W, rounding_mode="floor")
+        col = cell - row * g.W
+        x = g.x0 + (col.to(reg.dtype) + reg[0]) * g.cell_x
+        y = g.y0 + (row.to(reg.dtype) + reg[1]) * g.cell_y
+        size = torch.exp((reg[3:6] + self.log_size_prior[labels].T).clamp(max=6.0))
+        z = reg[2] + self.z_prior[labels]
+        backwards = torch.argmax(out["dir"][sample].float().reshape(2, -1)[:, cell], dim=0).to(reg.dtype)
+        yaw = torch.atan2(reg[6], reg[7]) / 2 + math.pi * backwards
+        return torch.stack([x, y, z, size[0], size[1], size[2], yaw], dim=1)
 
     def decode(self, out: dict[str, torch.Tensor]) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         """First sample -> top-K boxes (K, 7), scores (K,), labels (K,) at heat-map peaks."""
@@ -59,18 +81,10 @@ class CenterHead(nn.Module):
         scores, idx = torch.topk(peaks.reshape(-1), k)
         labels = torch.div(idx, H * W, rounding_mode="floor")
         cell = idx - labels * H * W
-        row = torch.div(cell, W, rounding_mode="floor")
-        col = cell - row * W
-        reg = out["reg"][0].float().reshape(REG_CHANNELS, -1)[:, cell]  # (8, K)
-        g = self.fgrid
-        x = g.x0 + (col.to(reg.dtype) + reg[0]) * g.cell_x
-        y = g.y0 + (row.to(reg.dtype) + reg[1]) * g.cell_y
-        size = torch.exp((reg[3:6] + self.log_size_prior[labels].T).clamp(max=6.0))
-        z = reg[2] + self.z_prior[labels]
-        backwards = torch.argmax(out["dir"][0].float().reshape(2, -1)[:, cell], dim=0).to(reg.dtype)
-        yaw = torch.atan2(reg[6], reg[7]) / 2 + math.pi * backwards
-        boxes = torch.stack([x, y, z, size[0], size[1], size[2], yaw], dim=1)
-        return boxes, scores, labels
+        if self.iou_power > 0:
+            iou = torch.sigmoid(out["iou"][0].float().reshape(-1)[cell])
+            scores = scores ** (1 - self.iou_power) * iou**self.iou_power
+        return self.boxes_at(out, 0, cell, labels), scores, labels
 
     def loss(
         self, out: dict[str, torch.Tensor], gt_boxes: list[torch.Tensor], gt_labels: list[torch.Tensor]
@@ -87,8 +101,20 @@ class CenterHead(nn.Module):
         dir_pred = torch.cat([dirs[i][:, ind[valid]].T for i, (_, _, ind, valid, _) in enumerate(targets)])
         dir_t = torch.cat([d[valid] for *_, valid, d in targets])
         loss_dir = self.losses.dir_loss(dir_pred, dir_t).sum() / num
+        loss_iou = self.iou_loss(out, targets, gt_boxes, gt_labels) / num
         w = self.losses
-        return {"cls": w.cls_weight * loss_cls, "box": w.box_weight * loss_box, "dir": w.dir_weight * loss_dir}
+        return {"cls": w.cls_weight * loss_cls, "box": w.box_weight * loss_box, "dir": w.dir_weight * loss_dir,
+                "iou": w.iou_weight * loss_iou}  # fmt: skip
+
+    def iou_loss(self, out, targets, gt_boxes: list[torch.Tensor], gt_labels: list[torch.Tensor]) -> torch.Tensor:
+        """BCE of the IoU branch at object centres against the BEV IoU of the (detached) box decoded there."""
+        logits, iou_t = [], []
+        for i, (_, _, ind, valid, _) in enumerate(targets):
+            cell, labels = ind[valid], gt_labels[i][valid]
+            with torch.no_grad():
+                iou_t.append(aligned_bev_iou(self.boxes_at(out, i, cell, labels), gt_boxes[i][valid].float()))
+            logits.append(out["iou"][i].float().reshape(-1)[cell])
+        return F.binary_cross_entropy_with_logits(torch.cat(logits), torch.cat(iou_t), reduction="sum")
 
     def targets(self, boxes: torch.Tensor, labels: torch.Tensor):
         """One sample's (M, 7) boxes -> heat (K, H, W), reg (M, 8), flat cell index (M,), valid (M,),

@@ -41,6 +41,7 @@ MODEL_DEFAULTS: dict[str, Any] = {
     "dropout": 0.0,  # Dropout2d before the head
     "head": "anchor",  # anchor | center
     "head_channels": 64,  # center head shared conv width
+    "iou_power": 0.5,  # center head score = heat ** (1 - a) * predicted IoU ** a (0: heat only)
     # typical l w h and centre height (ego frame) per class: the anchor head's anchors, the centre
     # head's priors that size and height are regressed relative to
     "anchor_sizes": [[3.9, 1.6, 1.56], [0.8, 0.6, 1.73], [1.76, 0.6, 1.73]],
@@ -120,7 +121,7 @@ def build_model(model_cfg: dict[str, Any], losses: LossTerms | None = None) -> P
     else:
         head = CenterHead(
             neck.out_channels, fgrid, n_cls, losses, m["anchor_sizes"], m["anchor_z"], m["head_channels"],
-            m["max_detections"],
+            m["max_detections"], m["iou_power"],
         )
     return PillarDetector(encoder, backbone, neck, head, m["dropout"])
 
@@ -129,7 +130,7 @@ def build_model_from_config(cfg: dict[str, Any]) -> PillarDetector:
     """Build from a resolved run config: its ``model:`` section plus the loss keys
     (``loss_cls``, ``loss_box``, ``loss_dir``, ``*_weight``, ``label_smoothing``) at the top level."""
     keys = {"loss_cls": "cls", "loss_box": "box", "loss_dir": "dir", "cls_weight": "cls_weight", "box_weight": "box_weight",
-            "dir_weight": "dir_weight", "label_smoothing": "label_smoothing"}  # fmt: skip
+            "dir_weight": "dir_weight", "iou_weight": "iou_weight", "label_smoothing": "label_smoothing"}  # fmt: skip
     losses = LossTerms(**{v: cfg[k] for k, v in keys.items() if k in cfg})
     return build_model(dict(cfg.get("model") or {}), losses)
 

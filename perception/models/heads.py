@@ -21,6 +21,7 @@ class LossTerms:
     cls_weight: float = 1.0
     box_weight: float = 2.0
     dir_weight: float = 0.2
+    iou_weight: float = 1.0
     label_smoothing: float = 0.0
 
     def __post_init__(self) -> None:

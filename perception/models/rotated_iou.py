@@ -1,5 +1,6 @@
 """Exact rotated BEV IoU of K boxes against each other in plain tensor ops (no sort, no data-dependent
-shape), so that it lives inside an exported ONNX / TensorRT graph. Used by ``perception.deploy.graph``.
+shape), so that it lives inside an exported ONNX / TensorRT graph. Used by ``perception.deploy.graph``
+(NMS) and by the centre head (IoU targets of its predicted boxes).
 
 The overlap of two convex quadrilaterals is bounded by the parts of each one's edges that lie
 inside the other. By Green's theorem its area is the sum, over those clipped edge pieces, of
@@ -65,13 +66,24 @@ def _clipped_edge_area(poly: torch.Tensor, clip: torch.Tensor, keep_flush: bool)
     return 0.5 * (span * _cross(p[..., 0, :], d[..., 0, :])).sum(-1)
 
 
+def _iou_local(a: torch.Tensor, b: torch.Tensor, area_a: torch.Tensor, area_b: torch.Tensor) -> torch.Tensor:
+    """IoU of (..., 4, 2) quads given in each pair's shared local coordinates."""
+    inter = _clipped_edge_area(a, b, keep_flush=True) + _clipped_edge_area(b, a, keep_flush=False)
+    return inter / (area_a + area_b - inter).clamp(min=1e-9)
+
+
 def pairwise_bev_iou(boxes: torch.Tensor) -> torch.Tensor:
     """(K, 7) boxes -> (K, K) exact rotated BEV IoU (equal to ``perception.core.bev_iou`` to ~1e-6)."""
     corners = local_corners(boxes)  # (K, 4, 2)
     offset = boxes[None, :, :2] - boxes[:, None, :2]  # (K, K, 2): centre j seen from centre i
     a = corners[:, None].expand(-1, boxes.shape[0], -1, -1)
     b = corners[None] + offset[:, :, None, :]
-    inter = _clipped_edge_area(a, b, keep_flush=True) + _clipped_edge_area(b, a, keep_flush=False)
     area = boxes[:, 3] * boxes[:, 4]
-    union = area[:, None] + area[None, :] - inter
-    return inter / union.clamp(min=1e-9)
+    return _iou_local(a, b, area[:, None], area[None, :])
+
+
+def aligned_bev_iou(boxes_a: torch.Tensor, boxes_b: torch.Tensor) -> torch.Tensor:
+    """(M, 7), (M, 7) -> (M,) exact rotated BEV IoU of each row of ``boxes_a`` with the same row of ``boxes_b``."""
+    offset = boxes_b[:, :2] - boxes_a[:, :2]
+    b = local_corners(boxes_b) + offset[:, None, :]
+    return _iou_local(local_corners(boxes_a), b, boxes_a[:, 3] * boxes_a[:, 4], boxes_b[:, 3] * boxes_b[:, 4])
