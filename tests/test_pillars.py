@@ -93,7 +93,8 @@ def test_pillar_means_average_only_the_kept_points():
     grid = PillarGrid([0, 0, -1, 4, 2, 1], [1.0, 1.0])
     xyz = torch.tensor([[0.2, 0.2, 0.0], [0.4, 0.6, 0.2], [0.9, 0.9, 0.9], [3.5, 1.5, -0.5], [9.0, 0.5, 0.0]])
     pillars = assign_pillars(xyz, torch.zeros(5, dtype=torch.long), grid, 1, max_points=2)
-    means = pillar_means(xyz, pillars)
+    means = pillar_means(xyz, pillars).T
+    assert means.shape == (9, 3)
     assert torch.allclose(means[0], torch.tensor([0.3, 0.4, 0.1]))  # the third point of cell 0 is dropped
     assert torch.allclose(means[7], xyz[3]) and means[1:7].abs().sum() == 0
 

@@ -102,9 +102,13 @@ def _drop_beyond_limit(cell: torch.Tensor, counts: torch.Tensor, max_points: int
 
 
 def pillar_means(xyz: torch.Tensor, pillars: Pillars) -> torch.Tensor:
-    """(batch_size * cells + 1, 3) mean of the kept points of every cell (0 where there are none)."""
-    sums = xyz.new_zeros(pillars.counts.shape[0], 3).scatter_add_(0, pillars.cell[:, None].expand(-1, 3), xyz)
-    return sums / pillars.counts.clamp(min=1)[:, None]
+    """(3, batch_size * cells + 1) mean x, y, z of the kept points of every cell (0 where there are none).
+
+    Axis-major: one scatter along rows of length N runs about twice as fast as one into (cells, 3).
+    """
+    n = pillars.cell.shape[0]
+    sums = xyz.new_zeros(3, pillars.counts.shape[0]).scatter_add_(1, pillars.cell.expand(3, n), xyz.T)
+    return sums.div_(pillars.counts.clamp(min=1))
 
 
 class PillarFeatureNet(nn.Module):
@@ -139,7 +143,7 @@ class PillarFeatureNet(nn.Module):
         cell = pillars.cell
         feats = [points]
         if "mean_offset" in self.decorations:
-            feats.append(points[:, :3] - pillar_means(points[:, :3], pillars).index_select(0, cell))
+            feats.append(points[:, :3] - pillar_means(points[:, :3], pillars).index_select(1, cell).T)
         if "centre_offset" in self.decorations:
             cx = grid.point_range[0] + (pillars.col + 0.5) * grid.voxel_size[0]
             cy = grid.point_range[1] + (pillars.row + 0.5) * grid.voxel_size[1]
