@@ -52,7 +52,7 @@ def assign_pillars(
 
     Args:
         xyz: (N, 3) float32 points (ego frame, metres).
-        batch_idx: (N,) int64 sample of every point.
+        batch_idx: (N,) int64 sample of every point (not read when batch_size is 1).
         max_points: points kept per pillar (in input order); 0 keeps all.
     """
     x0, y0, z0, _, _, z1 = grid.point_range
@@ -67,15 +67,18 @@ def assign_pillars(
     row = row_raw.clamp(0, grid.ny - 1).nan_to_num_()
     moved = col_raw.sub_(col).abs_().add_(row_raw.sub_(row).abs_()).add_(level.abs_())
     trash = batch_size * grid.cells
-    cell = row.to(torch.int64).mul_(grid.nx).add_(col.to(torch.int64)).add_(batch_idx * grid.cells)
+    # int32 arithmetic: int64 passes move twice the bytes and were ~15% of the time
+    cell = row.to(torch.int32).mul_(grid.nx).add_(col.to(torch.int32))
+    if batch_size > 1:
+        cell.add_(batch_idx.to(torch.int32).mul_(grid.cells))
     # every cell is below trash, so raising the cells to trash-or-0 moves exactly the outside points
-    cell.clamp_(min=moved.clamp_(max=1).nan_to_num_(1.0).to(torch.int64).mul_(trash))
-    counts = cell.new_zeros(trash + 1, dtype=torch.int32)
-    counts.scatter_add_(0, cell, counts.new_ones(1).expand(cell.shape[0]))
+    cell.clamp_(min=moved.clamp_(max=1).nan_to_num_(1.0).to(torch.int32).mul_(trash))
+    counts = cell.new_zeros(trash + 1)
+    counts.scatter_add_(0, cell.long(), counts.new_ones(1).expand(cell.shape[0]))
     if max_points > 0:
         _drop_beyond_limit(cell, counts, max_points, trash)
         counts.clamp_(max=max_points)
-    return Pillars(cell, counts, col, row)
+    return Pillars(cell.long(), counts, col, row)
 
 
 def _drop_beyond_limit(cell: torch.Tensor, counts: torch.Tensor, max_points: int, trash: int) -> None:
