@@ -121,9 +121,6 @@ def iou2d(a: np.ndarray, b: np.ndarray) -> np.ndarray:
     return inter / np.maximum(area_a[:, None] + area_b[None, :] - inter, _EPS)
 
 
-# x and y of the unit square's corners, counter-clockwise from front-left (as ``geometry._UNIT_CORNERS``)
-_UNIT_X = np.array([0.5, -0.5, -0.5, 0.5])[:, None]
-_UNIT_Y = np.array([0.5, 0.5, -0.5, -0.5])[:, None]
 _KEEP_SHARED = np.array([True, False])[:, None, None, None]  # a shared side counts once: on a's edge, not b's
 
 
@@ -139,12 +136,20 @@ def paired_bev_corners(pairs: np.ndarray) -> np.ndarray:
         axis is last and contiguous: every numpy call runs one long inner loop over the pairs
         instead of many loops of 2-4 elements, which is what small sets spend their time on.
     """
-    cos, sin = np.cos(pairs[6])[:, None], np.sin(pairs[6])[:, None]  # (2, 1, K)
-    local_x, local_y = _UNIT_X * pairs[3][:, None], _UNIT_Y * pairs[4][:, None]  # (2, 4, K)
-    centre = pairs[:2] - pairs[:2, :1]  # (2, 2, K): a's centre is the origin
-    corners = np.empty((2, *local_x.shape))
-    np.add(local_x * cos - local_y * sin, centre[0][:, None], out=corners[0])
-    np.add(local_x * sin + local_y * cos, centre[1][:, None], out=corners[1])
+    cos, sin = np.cos(pairs[6]), np.sin(pairs[6])  # (2, K)
+    half = 0.5 * pairs[3:5]  # (l/2, w/2): a corner is centre + R (+-l/2, +-w/2)
+    (l_cos, w_cos), (l_sin, w_sin) = half * cos, half * sin
+    corners = np.empty((2, 2, 4, len(cos[0])))
+    x, y = corners[0], corners[1]  # (2, 4, K), corners counter-clockwise from front-left
+    np.subtract(l_cos, w_sin, out=x[:, 0])
+    np.add(l_cos, w_sin, out=x[:, 3])
+    np.negative(x[:, 3], out=x[:, 1])
+    np.negative(x[:, 0], out=x[:, 2])
+    np.add(l_sin, w_cos, out=y[:, 0])
+    np.subtract(l_sin, w_cos, out=y[:, 3])
+    np.negative(y[:, 3], out=y[:, 1])
+    np.negative(y[:, 0], out=y[:, 2])
+    corners += (pairs[:2] - pairs[:2, :1])[:, :, None]  # a's centre is the origin
     return corners
 
 

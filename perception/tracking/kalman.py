@@ -48,10 +48,11 @@ class BatchKalman:
 
     def add(self, z: np.ndarray) -> None:
         """Start tracks at measurements ``z`` (K, m) with zero velocity."""
-        k = len(z)
-        x = np.concatenate([np.asarray(z, dtype=np.float64).reshape(k, self.m), np.zeros((k, self.d))], axis=1)
-        self.x = np.concatenate([self.x, x])
-        self.P = np.concatenate([self.P, np.broadcast_to(self.p0, (k, self.n, self.n))])
+        old, total = len(self.x), len(self.x) + len(z)
+        x, P = np.zeros((total, self.n)), np.empty((total, self.n, self.n))
+        x[:old], x[old:, : self.m] = self.x, z
+        P[:old], P[old:] = self.P, self.p0
+        self.x, self.P = x, P
 
     def keep(self, mask: np.ndarray) -> None:
         self.x, self.P = self.x[mask], self.P[mask]

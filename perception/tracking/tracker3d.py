@@ -140,19 +140,21 @@ class Tracker3D:
         ts.kf.update(rows, zm)
         ts.kf.x[:, _YAW] = wrap_angle(ts.kf.x[:, _YAW])
         ts.step(rows, scores.astype(np.float64), attrs, cols)
-        unmatched = np.ones(len(z), bool)
-        unmatched[cols] = False
-        ts.birth(z[unmatched], scores[unmatched], {k: v[unmatched] for k, v in attrs.items()})
+        if len(cols) < len(z):  # unmatched detections start tracks
+            new = np.ones(len(z), bool)
+            new[cols] = False
+            ts.birth(z[new], scores[new], {k: v[new] for k, v in attrs.items()})
         show = ts.reported(self._frames)
+        ids = ts.ids[show]
         boxes = ts.kf.x[:, :7]
         if p.report_detection:
             boxes = boxes.copy()
             boxes[rows, :3] = zm[:, :3]
         out = Boxes3D(
             boxes[show],
-            np.full(int(show.sum()), label, np.int64),
+            np.full(len(ids), label, np.int64),
             scores=ts.reported_scores(show),
-            track_ids=ts.ids[show],
+            track_ids=ids,
             velocity_xy=ts.kf.x[show, 7:9] / p.time_step_s,
             attributes={k: v[show] for k, v in (ts.attrs or {}).items()},
         )
