@@ -92,7 +92,8 @@ def _drop_beyond_limit(cell: torch.Tensor, counts: torch.Tensor, max_points: int
     may be overfull too: its "dropped" points stay in the trash.)
     """
     n = cell.shape[0]
-    small = isinstance(n, int) and n // (max_points + 1) < 2**15  # a symbolic n (export) keeps int32
+    # traced graphs (ONNX export) keep int32: runtimes' integer kernels are mostly int32/int64 only
+    small = not torch.compiler.is_compiling() and n // (max_points + 1) < 2**15
     key_dtype = torch.int16 if small else torch.int32
     overfull = (counts - max_points).clamp_(0, 1).to(key_dtype)
     key_of_cell = torch.cumsum(overfull, 0, dtype=key_dtype).mul_(overfull)
