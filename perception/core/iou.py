@@ -183,11 +183,14 @@ def clipped_quad_intersection_area(quads: np.ndarray) -> np.ndarray:
     tol = 1e-9 * (sx * sx + sy * sy) * (1.0 + np.abs(rx) + np.abs(ry))
     entering, leaving = c1 > tol, c1 < -tol
     parallel = ~(entering | leaving)
-    inside_line = (c0 > tol) | (_KEEP_SHARED & (np.abs(c0) <= tol) & (sx * rx + sy * ry > 0))
-    blocked = parallel & ~inside_line  # the whole edge is outside this side
-    t = -c0 / np.where(parallel, 1.0, c1)  # finite everywhere, so masks can multiply
+    unbounded = ~leaving  # sides that put no upper bound on t: 1 in the minimum below
+    if parallel.any():  # rare in real data (edges parallel to rounding): such an edge is kept or dropped whole
+        inside_line = (c0 > tol) | (_KEEP_SHARED & (np.abs(c0) <= tol) & (sx * rx + sy * ry > 0))
+        unbounded &= inside_line | ~parallel  # an edge wholly outside a side gets an upper bound of 0
+        c1 = np.where(parallel, 1.0, c1)
+    t = -c0 / c1  # finite everywhere, so masks can multiply
     t0 = np.maximum(_halving(np.maximum, t * entering), 0.0)  # (2, 4, K)
-    t1 = np.minimum(_halving(np.minimum, t * leaving + ~(leaving | blocked)), 1.0)  # 0 where blocked
+    t1 = np.minimum(_halving(np.minimum, t * leaving + unbounded), 1.0)
     span = np.maximum(t1 - t0, 0.0)
     terms = (span * (p[0] * r[1] - p[1] * r[0])).sum(axis=1)  # (2, K): a's edges, b's edges
     return np.maximum(0.5 * (terms[0] + terms[1]), 0.0)

@@ -136,7 +136,7 @@ class Tracker3D:
         zm, pred_yaw = z[cols], pred[rows, _YAW]
         diff = wrap_angle(zm[:, _YAW] - pred_yaw)
         flip = np.abs(diff) > np.pi / 2  # a detector's heading is often off by pi: keep the track's
-        zm[:, _YAW] = pred_yaw + wrap_angle(diff + np.where(flip, np.pi, 0.0))
+        zm[:, _YAW] = pred_yaw + wrap_angle(diff + flip * np.pi)
         ts.kf.update(rows, zm)
         ts.kf.x[:, _YAW] = wrap_angle(ts.kf.x[:, _YAW])
         ts.step(rows, scores.astype(np.float64), attrs, cols)

@@ -69,8 +69,8 @@ class TrackSet:
         self.misses += 1
         self.misses[rows] = 0
         self.hits[rows] += 1
-        mom = self.life.score_momentum
-        self.score[rows] = mom * self.score[rows] + (1 - mom) * det_scores[cols]
+        mom, latest = self.life.score_momentum, det_scores[cols]
+        self.score[rows] = mom * self.score[rows] + (1 - mom) * latest if mom else latest  # 0 * old + new is new
         if self.attrs is not None:
             for k in self.attrs:
                 self.attrs[k][rows] = det_attrs[k][cols]
