@@ -30,21 +30,21 @@ def _hull_area(points: np.ndarray) -> np.ndarray:
 
     A directed edge i -> j lies on the counter-clockwise hull when every other point k is
     strictly to its left; the shoelace terms of those edges sum to the area, whatever their
-    order. With C[a, b] = cross(p_a, p_b), k is left of i -> j when C[j, k] - C[i, k] > C[j, i],
-    so one (P, P, K) table serves every triple. C is exactly antisymmetric in floating point, so
-    k = i and k = j give exactly C[j, i] (a point is on its own edge) and, in general position,
-    no other k comes close: ``min_k (C[j, k] - C[i, k]) >= C[j, i]`` is the strict test on the
-    others (and i = j adds C[i, i] = 0).
+    order. With C[a, b] = cross(p_a, p_b), exactly antisymmetric in floating point, k is left of
+    i -> j when C[k, i] - C[k, j] > C[j, i], so one (P, P, K) table serves every triple; k = i and
+    k = j give exactly C[j, i] (a point is on its own edge) and, in general position, no other k
+    comes close: ``min_k (C[k, i] - C[k, j]) >= C[j, i]`` is the strict test on the others (and
+    i = j adds C[i, i] = 0).
     """
     n = points.shape[1]
     pts = points - points[:, :1] + _JITTER[:, :n]  # relative to one of the points: small coordinates
     x, y = pts[0], pts[1]
     C = x[:, None] * y[None] - y[:, None] * x[None]  # (a, b, K)
-    rise = C[None] - C[:, None]  # (i, j, k, K): C[j, k] - C[i, k]
-    while rise.shape[2] > 1:  # min over k by halving (a reduction over a middle axis costs more)
-        half = (rise.shape[2] + 1) // 2
-        rise = np.minimum(rise[:, :, :half], rise[:, :, -half:])  # overlapping halves when odd: same min
-    edge = rise[:, :, 0] >= C.transpose(1, 0, 2)
+    rise = C[:, :, None] - C[:, None, :]  # (k, i, j, K): C[k, i] - C[k, j]
+    while len(rise) > 1:  # min over k by halving the leading axis (whole blocks, no strided loops)
+        half = (len(rise) + 1) // 2
+        rise = np.minimum(rise[:half], rise[-half:])  # overlapping halves when odd: same min
+    edge = rise[0] >= C.transpose(1, 0, 2)
     return 0.5 * (C * edge).sum(axis=(0, 1))
 
 
