@@ -6,6 +6,7 @@ import json
 import os
 import shutil
 import socket
+import sys
 import threading
 import time
 from pathlib import Path
@@ -19,7 +20,8 @@ from perception.core import Boxes2D, Frame, Predictions
 from perception.errors import ConfigError, CorruptFileError, DataError
 from perception.stream import ImageFolderSink, JsonlSink, StreamPipeline, VideoSink, open_source
 from perception.stream.reader import ThreadedReader
-from perception.stream.sources import VIDEO_CAMERA
+from perception.stream.sinks import Sink
+from perception.stream.sources import VIDEO_CAMERA, Source, video_frame
 from perception.viz.colors import class_color, track_color
 
 W, H, N = 320, 240, 12
@@ -240,6 +242,50 @@ def test_reader_reraises_producer_errors():
     with pytest.raises(DataError, match="broken file"):
         list(reader)
     reader.close()
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="per-thread nice values are Linux only")
+def test_reader_thread_runs_at_lower_priority_and_the_caller_keeps_its_own():
+    def produce():
+        yield os.getpriority(os.PRIO_PROCESS, threading.get_native_id())
+
+    caller = os.getpriority(os.PRIO_PROCESS, threading.get_native_id())
+    reader = ThreadedReader(produce, nice=5)
+    [(reader_nice, _)] = list(reader)
+    reader.close()
+    assert reader_nice == min(19, caller + 5)
+    assert os.getpriority(os.PRIO_PROCESS, threading.get_native_id()) == caller
+
+
+class ListSource(Source):
+    """Frames from memory; ``fresh_images`` as the test says."""
+
+    def __init__(self, frames: list[Frame], fresh_images: bool):
+        super().__init__()
+        self.frames, self.fresh_images = frames, fresh_images
+
+    def __iter__(self):
+        return iter(self.frames)
+
+
+class KeepImages(Sink):
+    def __init__(self):
+        self.images = []
+
+    def write(self, image, record):
+        self.images.append(image)
+
+
+@pytest.mark.parametrize("fresh_images", [False, True])
+def test_pipeline_draws_on_the_source_images_only_when_they_are_fresh(fresh_images):
+    frames = [video_frame(np.full((H, W, 3), 128, np.uint8), "mem", i, 0.1 * i) for i in range(3)]
+    sink = KeepImages()
+    StreamPipeline(FakePredictor(), sinks=[sink]).run(ListSource(frames, fresh_images))
+    x1, y1, _, y2 = BOX
+    for frame, drawn in zip(frames, sink.images, strict=True):
+        assert tuple(drawn[(y1 + y2) // 2, x1]) == class_color(0, CLASSES), "box outline drawn"
+        assert (drawn is frame.images[VIDEO_CAMERA]) == fresh_images
+        assert (frame.images[VIDEO_CAMERA] == 128).all() != fresh_images, "borrowed images stay as they were"
 
 
 def test_kitti_sequence_with_ground_truth_and_bev(shared_data, tmp_path):

@@ -31,6 +31,11 @@ from perception.viz.trails import TrailHistory
 
 log = logging.getLogger(__name__)
 
+# The reader thread runs this many nice steps below the caller: decoding then uses the cycles the
+# model's threads leave idle instead of preempting them (each preemption stalls the model's next
+# parallel step), which is what kept the stream below the bare model on a 2-core machine.
+READER_NICE = 10
+
 
 @dataclass
 class Result:
@@ -110,12 +115,13 @@ class StreamPipeline:
         start = time.perf_counter()
         self._reset()
         reader = ThreadedReader(
-            lambda: source, maxsize=1 if source.live else 4, drop_stale=source.live, on_stop=source.close, name="source"
-        )
+            lambda: source, maxsize=1 if source.live else 4, drop_stale=source.live, on_stop=source.close,
+            name="source", nice=READER_NICE,
+        )  # fmt: skip
         infer = ThreadedReader(lambda: self._infer(reader, max_frames, stats), maxsize=4, name="inference")
         try:
             for result, _ in infer:
-                self._draw_and_write(result, stats)
+                self._draw_and_write(result, stats, inplace=source.fresh_images)
                 if any(getattr(s, "stop_requested", False) for s in self.sinks):
                     break
         finally:
@@ -156,7 +162,8 @@ class StreamPipeline:
             stats.inference_ms.append(latency["predict"])
             yield Result(frame, boxes3d, boxes2d, latency, captured_at)
 
-    def _draw_and_write(self, r: Result, stats: StreamStats) -> None:
+    def _draw_and_write(self, r: Result, stats: StreamStats, inplace: bool) -> None:
+        """Draw the frame's view (on its own image when ``inplace``: inference is done with it) and write it."""
         names = self.class_names or r.frame.class_names
         camera = pick_camera(r.frame, self.camera)
         trails3d, trails2d = self._update_trails(r, camera)
@@ -164,6 +171,7 @@ class StreamPipeline:
         image = render_frame_view(
             r.frame, r.boxes3d, r.boxes2d, class_names=names, camera=camera, show_gt=self.show_gt,
             trails3d=trails3d, trails2d=trails2d, bev=self.bev, hud_lines=self._hud(r, latency_ms) if self.hud else None,
+            inplace=inplace,
         )  # fmt: skip
         record = frame_record(r.frame, names, r.boxes3d, r.boxes2d, r.latency_ms)
         for sink in self.sinks:

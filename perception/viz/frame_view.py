@@ -38,6 +38,7 @@ def render_frame_view(
     bev: bool = True,
     bev_range_m: tuple[float, float, float, float] = PANEL_RANGE_M,
     hud_lines: list[str] | None = None,
+    inplace: bool = False,
 ) -> np.ndarray:
     """Compose the view of one frame.
 
@@ -53,6 +54,7 @@ def render_frame_view(
         trails2d: track id -> (K, 2) past pixel positions in ``camera``.
         bev: add the BEV panel when the frame has points or 3D boxes.
         hud_lines: text drawn top-left (FPS, latency...).
+        inplace: draw on the frame's camera image itself (saves a copy when nothing else needs it).
 
     Returns:
         (H, W, 3) uint8 BGR: camera | BEV side by side (height of the camera image).
@@ -64,7 +66,8 @@ def render_frame_view(
         boxes3d, gt = gt.replace(track_ids=None), None
     panels = []
     if camera is not None and camera in frame.images:
-        panels.append(_camera_panel(frame, camera, boxes3d, (boxes2d or {}).get(camera), names, gt, trails3d, trails2d))
+        b2 = (boxes2d or {}).get(camera)
+        panels.append(_camera_panel(frame, camera, boxes3d, b2, names, gt, trails3d, trails2d, inplace))
     if bev and (frame.points is not None or boxes3d is not None or gt is not None):
         height = panels[0].shape[0] if panels else BEV_ONLY_HEIGHT_PX
         px_per_m = height / (bev_range_m[1] - bev_range_m[0])
@@ -78,8 +81,8 @@ def render_frame_view(
     return draw_hud(view, hud_lines or [])
 
 
-def _camera_panel(frame, camera, boxes3d, boxes2d, names, gt, trails3d, trails2d) -> np.ndarray:
-    img = frame.images[camera].copy()
+def _camera_panel(frame, camera, boxes3d, boxes2d, names, gt, trails3d, trails2d, inplace) -> np.ndarray:
+    img = frame.images[camera] if inplace else frame.images[camera].copy()
     calibrated = camera in frame.calibration.cameras
     if calibrated and gt is not None:
         draw_ground_truth(img, gt, frame.calibration, camera, inplace=True)
