@@ -82,13 +82,12 @@ class BatchKalman:
         """Correct tracks ``idx`` (K,) with measurements ``z`` (K, m); innovations must be wrapped by the caller."""
         if not len(idx):
             return
-        P = self.P[idx]
+        P, x = self.P[idx], self.x[idx]
         S = P[:, : self.m, : self.m] + self.R
         diag = np.diagonal(S, axis1=1, axis2=2)
         if np.count_nonzero(S) == np.count_nonzero(diag) == diag.size:  # diagonal S: see the class docstring
             K = P[:, :, : self.m] * (1.0 / diag)[:, None, :]  # P H' S^-1: (K, n, m)
         else:
             K = P[:, :, : self.m] @ np.linalg.inv(S)
-        y = z - self.x[idx, : self.m]
-        self.x[idx] += (K @ y[:, :, None])[:, :, 0]
+        self.x[idx] = x + (K @ (z - x[:, : self.m])[:, :, None])[:, :, 0]
         self.P[idx] = P - K @ P[:, : self.m, :]
