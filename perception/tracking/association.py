@@ -86,7 +86,9 @@ def paired_iou_bev(pairs: np.ndarray) -> np.ndarray:
 
 def pair_fields(a: np.ndarray, b: np.ndarray) -> np.ndarray:
     """Paired boxes (K, 7), (K, 7) -> (7, 2, K): field, box (a, b), pair; the layout of ``SIMILARITIES_3D``."""
-    return np.stack((a.T, b.T), axis=1)
+    pairs = np.empty((7, 2, len(a)))
+    pairs[:, 0], pairs[:, 1] = a.T, b.T
+    return pairs
 
 
 # name -> function of paired tracks and detections (7, 2, K) -> (K,) similarity, higher is better
