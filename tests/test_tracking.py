@@ -285,6 +285,7 @@ def test_clipped_quad_area_equals_sorted_polygon_area_including_shared_and_touch
     assert np.allclose(quads.transpose(1, 3, 2, 0) + a[:, None, :2], [bev_corners(a), bev_corners(b)])
     got = clipped_quad_intersection_area(quads)
     assert np.allclose(got, quad_intersection_area(bev_corners(a), bev_corners(b)), atol=1e-9)
+    assert np.allclose(clipped_quad_intersection_area(quads[..., 200:]), got[200:])  # no parallel edge at all
     assert np.allclose(got[:50], a[:50, 3] * a[:50, 4])
     assert np.allclose(got[100:150], 0.0, atol=1e-9)
     assert np.allclose(got[150:200], (a[150:200, 3] - 0.3) * a[150:200, 4])
@@ -304,6 +305,7 @@ def test_kalman_predict_equals_transition_matrix_products():
     x_ref, P_ref = kf.x @ F.T, F @ kf.P @ F.T + np.diag(kf.q * 0.7)
     kf.predict(0.7)
     assert np.allclose(kf.x, x_ref) and np.allclose(kf.P, P_ref)
+    assert kf.transition(1.0)[0, 7] == 1.0 and kf.transition(0.7)[0, 7] == 0.7  # a new step size, a new F
 
 
 @pytest.mark.parametrize("coupled", [False, True])
