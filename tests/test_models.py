@@ -71,14 +71,15 @@ def test_center_head_decodes_its_own_targets_with_class_priors():
     head = model.head
     boxes = torch.tensor([[5.3, 2.7, -0.9, 4.4, 1.8, 1.4, 0.3], [9.6, -4.2, -0.5, 0.7, 0.5, 1.9, 2.8]])
     labels = torch.tensor([0, 1])
-    heat, reg, ind, valid, backwards = head.targets(boxes, labels)
-    assert valid.all() and (reg[:, 2:6].abs() < 0.3).all()  # residuals to the priors are small
+    heat, reg, cell, valid, backwards, owner = head.targets(boxes, labels)
+    assert valid.all() and len(cell) == 2 * 9 and (reg[:, 2:6].abs() < 0.3).all()  # residuals to the priors are small
+    assert torch.allclose(reg[4, :2], torch.tensor([0.65, 0.35])) and torch.allclose(reg[0, :2], torch.tensor([1.65, 1.35]))
     g = head.fgrid
     out = {"heat": torch.where(heat >= 1, 9.0, -9.0)[None], "reg": torch.zeros(1, 8, g.H * g.W),
            "dir": torch.zeros(1, 2, g.H * g.W), "iou": torch.full((1, 1, g.H * g.W), 20.0)}  # fmt: skip
-    out["reg"][0][:, ind] = reg.T
-    out["dir"][0, 1, ind] = torch.where(backwards == 1, 5.0, -5.0)
-    out["iou"][0, 0, ind[1]] = math.log(0.25 / 0.75)  # predicted IoU 0.25 for the pedestrian
+    out["reg"][0][:, cell] = reg.T  # every site (centre cell and neighbours) regresses its object
+    out["dir"][0, 1, cell] = torch.where(backwards == 1, 5.0, -5.0)
+    out["iou"][0, 0, cell[owner == 1]] = math.log(0.25 / 0.75)  # predicted IoU 0.25 for the pedestrian
     out = {k: v.reshape(1, -1, g.H, g.W) for k, v in out.items()}
     decoded, scores, dec_labels = head.decode(out)
     top = scores > 0.3
