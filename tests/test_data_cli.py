@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import numpy as np
@@ -91,3 +92,15 @@ def test_cli_info_bad_input_is_one_line_exit_2(tmp_path: Path, capsys: pytest.Ca
     assert main(["data", "info", str(path)]) == 2
     err = capsys.readouterr().err.strip()
     assert "\n" not in err and err.startswith("error: ") and "000001.txt:1: unknown class 'Boat'" in err
+
+
+def test_progress_bars_in_logs_update_rarely(tmp_path: Path, capsys: pytest.CaptureFixture, monkeypatch) -> None:
+    """stderr is not a terminal under pytest (as in CI logs): a bar redraws every 30 s, not 10 times a second."""
+    monkeypatch.delenv("TQDM_MININTERVAL", raising=False)
+    try:
+        assert main(["data", "synth", "--out", str(tmp_path / "syn"), "--frames", "12", "--sequences", "1"]) == 0
+        assert os.environ["TQDM_MININTERVAL"] == "30"
+    finally:
+        os.environ.pop("TQDM_MININTERVAL", None)
+    redraws = capsys.readouterr().err.count("synthetic frames")
+    assert 1 <= redraws <= 2  # the first and the final state
