@@ -6,7 +6,6 @@ import json
 import os
 import shutil
 import socket
-import sys
 import threading
 import time
 from pathlib import Path
@@ -242,19 +241,6 @@ def test_reader_reraises_producer_errors():
     with pytest.raises(DataError, match="broken file"):
         list(reader)
     reader.close()
-
-
-@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="per-thread nice values are Linux only")
-def test_reader_thread_runs_at_lower_priority_and_the_caller_keeps_its_own():
-    def produce():
-        yield os.getpriority(os.PRIO_PROCESS, threading.get_native_id())
-
-    caller = os.getpriority(os.PRIO_PROCESS, threading.get_native_id())
-    reader = ThreadedReader(produce, nice=5)
-    [(reader_nice, _)] = list(reader)
-    reader.close()
-    assert reader_nice == min(19, caller + 5)
-    assert os.getpriority(os.PRIO_PROCESS, threading.get_native_id()) == caller
 
 
 class ListSource(Source):

@@ -31,11 +31,6 @@ from perception.viz.trails import TrailHistory
 
 log = logging.getLogger(__name__)
 
-# The reader thread runs this many nice steps below the caller: decoding then uses the cycles the
-# model's threads leave idle instead of preempting them (each preemption stalls the model's next
-# parallel step), which is what kept the stream below the bare model on a 2-core machine.
-READER_NICE = 10
-
 
 @dataclass
 class Result:
@@ -115,9 +110,8 @@ class StreamPipeline:
         start = time.perf_counter()
         self._reset()
         reader = ThreadedReader(
-            lambda: source, maxsize=1 if source.live else 4, drop_stale=source.live, on_stop=source.close,
-            name="source", nice=READER_NICE,
-        )  # fmt: skip
+            lambda: source, maxsize=1 if source.live else 4, drop_stale=source.live, on_stop=source.close, name="source"
+        )
         infer = ThreadedReader(lambda: self._infer(reader, max_frames, stats), maxsize=4, name="inference")
         try:
             for result, _ in infer:

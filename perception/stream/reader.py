@@ -8,10 +8,7 @@ out of the consumer's ``for`` loop; ``close()`` stops the thread and joins it.
 
 from __future__ import annotations
 
-import contextlib
-import os
 import queue
-import sys
 import threading
 import time
 from collections.abc import Callable, Iterable, Iterator
@@ -37,8 +34,6 @@ class ThreadedReader:
         drop_stale: drop the oldest item instead of waiting when the queue is full.
         on_stop: called by ``close()`` to interrupt a producer blocked inside its iterable.
         name: thread name, for debugging.
-        nice: how much to lower the thread's scheduling priority (Linux nice steps, 0: as the caller),
-            so that it takes idle CPU rather than CPU from busier threads.
     """
 
     def __init__(
@@ -48,10 +43,9 @@ class ThreadedReader:
         drop_stale: bool = False,
         on_stop: Callable[[], None] | None = None,
         name: str = "reader",
-        nice: int = 0,
     ):
         self._queue: queue.Queue = queue.Queue(maxsize=max(1, maxsize))
-        self._produce, self._drop_stale, self._on_stop, self._nice = produce, drop_stale, on_stop, nice
+        self._produce, self._drop_stale, self._on_stop = produce, drop_stale, on_stop
         self._stop = threading.Event()
         self.dropped = 0
         self._thread = threading.Thread(target=self._run, name=name, daemon=True)
@@ -74,8 +68,6 @@ class ThreadedReader:
         return False
 
     def _run(self) -> None:
-        if self._nice > 0:
-            lower_thread_priority(self._nice)
         try:
             for item in self._produce():
                 if not self._put((item, time.perf_counter())):
@@ -104,14 +96,3 @@ class ThreadedReader:
         if self._on_stop is not None:
             self._on_stop()
         self._thread.join(timeout=timeout_s)
-
-
-def lower_thread_priority(steps: int) -> None:
-    """Raise the calling thread's nice value by ``steps`` (at most to 19). Only on Linux, where nice
-    is per thread; elsewhere it would slow the whole process, so nothing changes. Raising nice
-    needs no privilege; if the system still refuses, the thread simply keeps its priority."""
-    if not sys.platform.startswith("linux"):
-        return
-    tid = threading.get_native_id()
-    with contextlib.suppress(OSError):
-        os.setpriority(os.PRIO_PROCESS, tid, min(19, os.getpriority(os.PRIO_PROCESS, tid) + steps))
