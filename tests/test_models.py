@@ -67,7 +67,7 @@ def test_center_head_decodes_its_own_targets_with_class_priors():
     """Targets written into perfect outputs decode to the boxes again: offsets, the priors added
     back per class (height, log size), yaw from (sin, cos) of twice the angle plus the direction bin."""
     model = build_model({**TINY, "head": "center", "anchor_sizes": [[4.0, 1.7, 1.5], [0.8, 0.6, 1.7], [1.8, 0.6, 1.7]],
-                         "anchor_z": [-1.0, -0.6, -0.7]})  # fmt: skip
+                         "anchor_z": [-1.0, -0.6, -0.7], "iou_power": 0.5})  # fmt: skip
     head = model.head
     boxes = torch.tensor([[5.3, 2.7, -0.9, 4.4, 1.8, 1.4, 0.3], [9.6, -4.2, -0.5, 0.7, 0.5, 1.9, 2.8]])
     labels = torch.tensor([0, 1])

@@ -38,7 +38,7 @@ class CenterHead(nn.Module):
     def __init__(
         self, in_channels: int, fgrid: FeatureGrid, num_classes: int, losses: LossTerms,
         size_priors: list[list[float]], z_priors: list[float], head_channels: int = 64,
-        max_detections: int = 100, iou_power: float = 0.5, reg_radius: int = 1, min_radius: int = 2,
+        max_detections: int = 100, iou_power: float = 0.75, reg_radius: int = 1, min_radius: int = 2,
         min_overlap: float = 0.1,
     ):  # fmt: skip
         super().__init__()

@@ -41,7 +41,7 @@ MODEL_DEFAULTS: dict[str, Any] = {
     "dropout": 0.0,  # Dropout2d before the head
     "head": "anchor",  # anchor | center
     "head_channels": 64,  # center head shared conv width
-    "iou_power": 0.5,  # center head score = heat ** (1 - a) * predicted IoU ** a (0: heat only)
+    "iou_power": 0.75,  # center head score = heat ** (1 - a) * predicted IoU ** a (0: heat only)
     "reg_radius": 1,  # center head: cells this far (Chebyshev) from an object's centre cell also regress its box
     # typical l w h and centre height (ego frame) per class: the anchor head's anchors, the centre
     # head's priors that size and height are regressed relative to
