@@ -3,8 +3,9 @@
 Every point gets a cell index; points outside the range, or beyond a pillar's point limit,
 go to one extra "trash" cell that is dropped at the end. Pillar sums use ``scatter_add`` and the
 pillar feature is a ``scatter_reduce('amax')`` over its points, so there is no Python loop over
-points and no data-dependent shape: the graph exports to ONNX (opset 18) as it is. Speed against
-spconv's voxelizer: ``benchmarks/bench_pillars.py``.
+points. Traced graphs have no data-dependent shape and export to ONNX (opset 18) as they are; eager
+runs apply the point limit to the points of overfull pillars only (same cells, fewer passes).
+Speed against spconv's voxelizer: ``benchmarks/bench_pillars.py``.
 """
 
 from __future__ import annotations
@@ -68,42 +69,76 @@ def assign_pillars(
     row = row_raw.clamp(0, grid.ny - 1).nan_to_num_()
     moved = col_raw.sub_(col).abs_().add_(row_raw.sub_(row).abs_()).add_(level.abs_())
     trash = batch_size * grid.cells
-    # int32 arithmetic: int64 passes move twice the bytes and were ~15% of the time
+    # int32 arithmetic (int64 passes move twice the bytes), one int64 copy for the scatters
     cell = row.to(torch.int32).mul_(grid.nx).add_(col.to(torch.int32))
     if batch_size > 1:
         cell.add_(batch_idx.to(torch.int32).mul_(grid.cells))
     # every cell is below trash, so raising the cells to trash-or-0 moves exactly the outside points
     cell.clamp_(min=moved.clamp_(max=1).nan_to_num_(1.0).to(torch.int32).mul_(trash))
-    counts = cell.new_zeros(trash + 1)
-    counts.scatter_add_(0, cell.long(), counts.new_ones(1).expand(cell.shape[0]))
+    cell = cell.long()
+    counts = torch.zeros(trash + 1, dtype=torch.int32)
+    counts.scatter_add_(0, cell, counts.new_ones(1).expand(cell.shape[0]))
     if max_points > 0:
-        _drop_beyond_limit(cell, counts, max_points, trash)
-        counts.clamp_(max=max_points)
-    return Pillars(cell.long(), counts, col, row)
+        kept = counts.clamp(max=max_points)
+        excess = counts.sub_(kept)  # points beyond the limit, per cell
+        if torch.compiler.is_compiling():
+            _drop_beyond_limit_static(cell, excess, max_points, trash)
+        else:
+            _drop_beyond_limit(cell, excess, max_points, trash)
+        counts = kept
+    return Pillars(cell, counts, col, row)
 
 
-def _drop_beyond_limit(cell: torch.Tensor, counts: torch.Tensor, max_points: int, trash: int) -> None:
-    """Move every point after the first ``max_points`` of its cell (input order) to ``trash``, in place.
+def _drop_beyond_limit_static(cell: torch.Tensor, excess: torch.Tensor, max_points: int, trash: int) -> None:
+    """Move every point after the first ``max_points`` of its cell (input order) to ``trash``, in place,
+    with fixed shapes (the traced/exported graph).
 
-    Only cells holding more than ``max_points`` points (``counts``, before the limit) need ranking.
-    They get keys 1..K and all other points key 0; after a stable sort of the keys the points of
-    an overfull cell are one run in input order, so a point is beyond the limit exactly when the
-    point ``max_points`` places before it has the same non-zero key. K <= N / (max_points + 1), so
-    the keys mostly fit int16, whose radix sort takes half the passes of int32. (The trash cell
-    may be overfull too: its "dropped" points stay in the trash.)
+    Only cells with ``excess`` points need ranking. They get keys 1..K and all other points key 0;
+    after a stable sort of the keys the points of an overfull cell are one run in input order, so a
+    point is beyond the limit exactly when the point ``max_points`` places before it has the same
+    non-zero key. Keys are int32: runtimes' integer kernels are mostly int32/int64 only. (The trash
+    cell may be overfull too: its "dropped" points stay in the trash.)
     """
     n = cell.shape[0]
-    # traced graphs (ONNX export) keep int32: runtimes' integer kernels are mostly int32/int64 only
-    small = not torch.compiler.is_compiling() and n // (max_points + 1) < 2**15
-    key_dtype = torch.int16 if small else torch.int32
-    overfull = (counts - max_points).clamp_(0, 1).to(key_dtype)
-    key_of_cell = torch.cumsum(overfull, 0, dtype=key_dtype).mul_(overfull)
+    overfull = excess.clamp_(max=1)
+    key_of_cell = torch.cumsum(overfull, 0, dtype=torch.int32).mul_(overfull)
     sorted_key, order = torch.sort(key_of_cell.index_select(0, cell), stable=True)
     earlier, later = sorted_key[:-max_points], sorted_key[max_points:]
     # signed keys ascend, so later >= earlier: 1 where earlier is non-zero and later equals it
     drop_later = earlier.clamp(max=1).sub_((later - earlier).clamp_(max=1)).clamp_(min=0)
     drop = sorted_key.new_zeros(n).scatter_(0, order[max_points:], drop_later)
     cell.clamp_(min=drop.to(cell.dtype).mul_(trash))
+
+
+# torch sorts integers by radix from at::internal::GRAIN_SIZE elements on; shorter inputs get a
+# comparison sort that is ~6x slower per element, so a shorter key list is padded to this length
+RADIX_SORT_MIN = 32768
+
+
+def _drop_beyond_limit(cell: torch.Tensor, excess: torch.Tensor, max_points: int, trash: int) -> None:
+    """The same as ``_drop_beyond_limit_static`` for eager runs, where shapes may depend on the data:
+    only the points of overfull cells (usually 5-30% of a cloud) are gathered and sorted.
+
+    Their cells get keys 1..K in cell order (a cumulative sum over the cells they span), int16
+    when K fits, whose radix sort takes half the passes of int32.
+    """
+    excess[trash] = 0  # points already in the trash stay there
+    at = excess.index_select(0, cell).nonzero().squeeze(1)  # points of overfull cells, in input order
+    if at.shape[0] == 0:
+        return
+    crowded = cell.index_select(0, at)
+    low, high = (int(v) for v in crowded.aminmax())
+    key_of_cell = excess[low : high + 1].clamp_(max=1).cumsum(0, dtype=torch.int32)
+    key = key_of_cell.index_select(0, crowded.sub_(low))
+    if int(key_of_cell[-1]) < 2**15:
+        key = key.to(torch.int16)
+    m = key.shape[0]
+    if m < RADIX_SORT_MIN:
+        key = torch.cat([key, key.new_full((RADIX_SORT_MIN - m,), torch.iinfo(key.dtype).max)])
+    sorted_key, order = torch.sort(key, stable=True)
+    sorted_key, order = sorted_key[:m], order[:m]
+    beyond = order[max_points:][sorted_key[max_points:] == sorted_key[:-max_points]]
+    cell.index_fill_(0, at.index_select(0, beyond), trash)
 
 
 def pillar_means(xyz: torch.Tensor, pillars: Pillars) -> torch.Tensor:
