@@ -137,8 +137,9 @@ def _drop_beyond_limit(cell: torch.Tensor, excess: torch.Tensor, max_points: int
         key = torch.cat([key, key.new_full((RADIX_SORT_MIN - m,), torch.iinfo(key.dtype).max)])
     sorted_key, order = torch.sort(key, stable=True)
     sorted_key, order = sorted_key[:m], order[:m]
-    beyond = order[max_points:][sorted_key[max_points:] == sorted_key[:-max_points]]
-    cell.index_fill_(0, at.index_select(0, beyond), trash)
+    # trash exceeds every cell: the max with it drops a point, the max with 0 leaves it where it is
+    drop = (sorted_key[max_points:] == sorted_key[:-max_points]).to(cell.dtype).mul_(trash)
+    cell.scatter_reduce_(0, at.index_select(0, order[max_points:]), drop, "amax")
 
 
 def pillar_means(xyz: torch.Tensor, pillars: Pillars) -> torch.Tensor:
