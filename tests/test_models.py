@@ -91,6 +91,33 @@ def test_center_head_decodes_its_own_targets_with_class_priors():
     assert torch.allclose(scores[top][order], expected, atol=1e-5)
 
 
+def test_center_head_votes_over_the_sites_of_one_object():
+    """The decoded box is the IoU^2-weighted mean of the boxes regressed around the peak; a site whose
+    box lies beyond ``vote_gate`` (another object's) gets no vote, and yaw stays the peak's."""
+    model = build_model({**TINY, "head": "center", "vote_gate": 1.0})  # 2 m cells
+    head, g = model.head, model.head.fgrid
+    box = torch.tensor([[5.3, 2.7, -0.9, 4.0, 1.6, 1.5, 0.3]])
+    heat, reg, cell, valid, backwards, owner = head.targets(box, torch.tensor([0]))
+    out = {"heat": torch.where(heat >= 1, 9.0, -9.0)[None], "reg": torch.zeros(1, 8, g.H * g.W),
+           "dir": torch.zeros(1, 2, g.H * g.W), "iou": torch.full((1, 1, g.H * g.W), -20.0)}  # fmt: skip
+    out["reg"][0][:, cell] = reg.T
+    centre, left, far = cell[4], cell[3], cell[5]  # the peak and two of its neighbours
+    out["reg"][0][0, left] += 0.3  # this site's box sits 0.3 cells (0.6 m) further along x
+    out["reg"][0][4, left] += 0.2  # and is e^0.2 times wider
+    out["reg"][0][6:, left] = torch.tensor([0.0, 1.0])  # with yaw 0 (the peak's stays 0.3)
+    out["reg"][0][0, far] += 2.0  # this one regresses a box 4 m away
+    out["iou"][0, 0, [centre, left, far]] = torch.tensor([math.log(3.0), 0.0, 5.0])  # IoU 0.75, 0.5, ~1
+    out = {k: v.reshape(1, -1, g.H, g.W) for k, v in out.items()}
+    decoded, scores, _ = head.decode(out)
+    w_left = 0.5**2 / (0.5**2 + 0.75**2)
+    expected = box[0].clone()
+    expected[0] += w_left * 0.3 * g.cell_x
+    expected[4] *= math.exp(w_left * 0.2)
+    assert torch.allclose(decoded[scores.argmax()], expected, atol=1e-4)
+    head.vote_gate = 0.0  # peak only
+    assert torch.allclose(head.decode(out)[0][scores.argmax()], box[0], atol=1e-4)
+
+
 def test_aligned_iou_and_nearest_bev():
     a = torch.tensor([[0.0, 0.0, 2.0, 2.0]])
     b = torch.tensor([[1.0, 1.0, 3.0, 3.0], [5.0, 5.0, 6.0, 6.0]])

@@ -43,6 +43,7 @@ MODEL_DEFAULTS: dict[str, Any] = {
     "head_channels": 64,  # center head shared conv width
     "iou_power": 0.75,  # center head score = heat ** (1 - a) * predicted IoU ** a (0: heat only)
     "reg_radius": 1,  # center head: cells this far (Chebyshev) from an object's centre cell also regress its box
+    "vote_gate": 0.5,  # center head: output box = IoU-weighted mean of the site boxes within this many metres (0: peak only)
     # typical l w h and centre height (ego frame) per class: the anchor head's anchors, the centre
     # head's priors that size and height are regressed relative to
     "anchor_sizes": [[3.9, 1.6, 1.56], [0.8, 0.6, 1.73], [1.76, 0.6, 1.73]],
@@ -122,7 +123,7 @@ def build_model(model_cfg: dict[str, Any], losses: LossTerms | None = None) -> P
     else:
         head = CenterHead(
             neck.out_channels, fgrid, n_cls, losses, m["anchor_sizes"], m["anchor_z"], m["head_channels"],
-            m["max_detections"], m["iou_power"], m["reg_radius"],
+            m["max_detections"], m["iou_power"], m["reg_radius"], m["vote_gate"],
         )
     return PillarDetector(encoder, backbone, neck, head, m["dropout"])
 
