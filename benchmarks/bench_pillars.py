@@ -1,8 +1,10 @@
 """Pillarization throughput (ours: dense-grid cells in plain torch) against spconv's CPU
 ``PointToVoxel`` on the real KITTI clouds in ../shared/data, and training frames/s of the
-demo-size detector on synthetic data.
+demo-size detector on synthetic data (conv weights NCHW vs channels-last, side by side).
 
     .venv/bin/python benchmarks/bench_pillars.py [--threads 1] [--repeats 20]
+    .venv/bin/python benchmarks/bench_pillars.py --repeats 0 --threads 2 --train-steps 40 \
+        --config configs/centerpoint_pillar_small.yaml [--amp]
 
 Like with like: both sides get the same range, grid and point limit and return the same
 information, checked before timing: which points each pillar keeps (ours: a cell per point;
@@ -18,6 +20,7 @@ spconv is used here only (``pip install spconv`` into .venv; not a project depen
 from __future__ import annotations
 
 import argparse
+import copy
 import statistics
 import time
 from collections.abc import Callable
@@ -111,7 +114,9 @@ def bench_pillarization(repeats: int) -> None:
               f"ratio (spconv / ours) {t[b][0] / t[a][0]:.2f}x wall, {t[b][1] / t[a][1]:.2f}x CPU")  # fmt: skip
 
 
-def bench_training(steps: int, config: str) -> None:
+def bench_training(steps: int, config: str, amp: bool) -> None:
+    """Model + optimizer steps/s with the conv weights in the default (NCHW) layout and channels-last
+    (what the trainer uses), interleaved step by step on the same batches from the same weights."""
     from perception.data.registry import load_dataset
     from perception.data.torch_dataset import AugmentConfig, DetectionDataset, collate
     from perception.engine import resolve_config
@@ -119,7 +124,6 @@ def bench_training(steps: int, config: str) -> None:
 
     root = Path(__file__).resolve().parents[1]
     cfg = resolve_config(root / config)
-    model = build_model_from_config(cfg).train()
     s = cfg["model"]
     data = DetectionDataset(
         load_dataset(root / "datasets" / "synthetic.yaml", split="train"),
@@ -129,24 +133,29 @@ def bench_training(steps: int, config: str) -> None:
     )
     batches = [
         collate([data[(i * cfg["batch_size"] + j) * 7 % len(data)] for j in range(cfg["batch_size"])])
-        for i in range(steps + 1)
+        for i in range(steps + 2)
     ]
-    opt = torch.optim.AdamW(model.parameters(), 1e-3)
-
-    def step(b):
-        terms = model(b["points"], b["batch_idx"], b["batch_size"], b["gt_boxes"], b["gt_labels"])
-        opt.zero_grad()
-        sum(terms.values()).backward()
-        opt.step()
-
-    step(batches[0])
-    t0 = time.perf_counter()
-    for b in batches[1:]:
-        step(b)
-    dt = time.perf_counter() - t0
+    base = build_model_from_config(cfg).train()
+    layouts = {"NCHW": torch.contiguous_format, "channels-last": torch.channels_last}
+    models = {k: copy.deepcopy(base).to(memory_format=f) for k, f in layouts.items()}
+    opts = {k: torch.optim.AdamW(m.parameters(), 1e-3) for k, m in models.items()}
+    times: dict[str, list[float]] = {k: [] for k in layouts}
+    for i, b in enumerate(batches):
+        for k in layouts if i % 2 else reversed(layouts):  # alternate who goes first
+            t0 = time.perf_counter()
+            with torch.autocast("cpu", torch.bfloat16, enabled=amp):
+                terms = models[k](b["points"], b["batch_idx"], b["batch_size"], b["gt_boxes"], b["gt_labels"])
+            opts[k].zero_grad()
+            sum(terms.values()).backward()
+            opts[k].step()
+            if i >= 2:  # the first two steps warm up oneDNN
+                times[k].append(time.perf_counter() - t0)
+    fps = {k: cfg["batch_size"] / statistics.median(v) for k, v in times.items()}
     print(
-        f"training {config}: {steps * cfg['batch_size'] / dt:.2f} frames/s (batch {cfg['batch_size']}, {steps} steps, model + optimizer only)"
+        f"training {config} ({'bf16' if amp else 'fp32'}, batch {cfg['batch_size']}, {steps} steps, model + optimizer only):"
     )
+    print("  " + ", ".join(f"{k} {v:.2f} frames/s" for k, v in fps.items())
+          + f"; ratio {fps['channels-last'] / fps['NCHW']:.2f}x")  # fmt: skip
 
 
 def main() -> None:
@@ -155,12 +164,14 @@ def main() -> None:
     p.add_argument("--repeats", type=int, default=20)
     p.add_argument("--train-steps", type=int, default=5)
     p.add_argument("--config", default="configs/pointpillars_small.yaml")
+    p.add_argument("--amp", action="store_true", help="bf16 autocast in the training steps")
     args = p.parse_args()
     torch.set_num_threads(args.threads)
     print(f"torch {torch.__version__}, {args.threads} thread(s)")
-    bench_pillarization(args.repeats)
+    if args.repeats:
+        bench_pillarization(args.repeats)
     if args.train_steps:
-        bench_training(args.train_steps, args.config)
+        bench_training(args.train_steps, args.config, args.amp)
 
 
 if __name__ == "__main__":
