@@ -93,15 +93,15 @@ class CenterHead(nn.Module):
         if self.iou_power > 0:
             iou = torch.sigmoid(out["iou"][0].float().reshape(-1)[cell])
             scores = scores ** (1 - self.iou_power) * iou**self.iou_power
-        boxes = self.boxes_at(out, 0, cell, labels)
         if self.vote_gate > 0 and self.reg_radius > 0:
-            boxes = self.vote(out, cell, labels, boxes)
-        return boxes, scores, labels
+            return self.vote(out, cell, labels), scores, labels
+        return self.boxes_at(out, 0, cell, labels), scores, labels
 
-    def vote(self, out: dict[str, torch.Tensor], cell: torch.Tensor, labels: torch.Tensor, boxes: torch.Tensor) -> torch.Tensor:
-        """(K, 7) peak boxes -> centre, height and size averaged over the regression sites around each
-        peak, weighted by predicted IoU squared. A site whose box centre lies more than ``vote_gate``
-        metres from the peak's is regressing another object and gets no vote; yaw stays the peak's."""
+    def vote(self, out: dict[str, torch.Tensor], cell: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
+        """(K, 7) boxes at peak cells ``cell``: centre, height and size averaged over the regression sites
+        around each peak, weighted by predicted IoU squared. A site whose box centre lies more than
+        ``vote_gate`` metres from the peak's is regressing another object and gets no vote; yaw stays
+        the peak's."""
         g = self.fgrid
         row = torch.div(cell, g.W, rounding_mode="floor")
         d_col, d_row = self.site_offsets(cell.device)
@@ -110,6 +110,7 @@ class CenterHead(nn.Module):
         sites = (site_row.clamp(0, g.H - 1) * g.W + site_col.clamp(0, g.W - 1)).reshape(-1)
         K, P = cell.shape[0], d_col.numel()
         near = self.boxes_at(out, 0, sites, labels[:, None].expand(-1, P).reshape(-1)).reshape(K, P, 7)
+        boxes = near[:, P // 2]  # the peak's own site (offset 0, 0)
         w = torch.sigmoid(out["iou"][0].float().reshape(-1)[sites]).reshape(K, P) ** 2
         gap2 = (near[..., 0] - boxes[:, None, 0]) ** 2 + (near[..., 1] - boxes[:, None, 1]) ** 2
         w = w * ((gap2 <= self.vote_gate**2) & inside).to(w.dtype)
